@@ -1,0 +1,686 @@
+"""All citewatch state in one SQLite file (sqlite-utils), append-only where it is evidence.
+
+The whole schema is visible in :data:`MIGRATIONS`; docs/schema.md explains every column. A database
+written by a newer citewatch (higher ``schema_version``) is refused rather than damaged.
+
+>>> store = Store.open(":memory:")
+>>> run_id = store.begin_run("scan")
+>>> store.finish_run(run_id, counts={"profiles": 0})
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from . import __version__
+from .models import CaptureRequest, Citation, Finding, ProbeResult, Profile, Snapshot
+
+
+def utcnow() -> str:
+    """Now, as an ISO-8601 UTC timestamp with seconds precision and a 'Z'."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was written by a newer citewatch."""
+
+
+def _m1_initial(db: sqlite_utils.Database) -> None:
+    db["runs"].create(
+        {
+            "id": int,
+            "command": str,
+            "argv": str,
+            "started": str,
+            "finished": str,
+            "tool_version": str,
+            "config_digest": str,
+            "counts": str,
+            "network": str,
+            "archive": str,
+            "status": str,
+        },
+        pk="id",
+    )
+    db["profiles"].create(
+        {
+            "id": int,
+            "path": str,
+            "title": str,
+            "authors": str,
+            "published": str,
+            "base_url": str,
+            "base_url_guessed": int,
+            "format": str,
+            "sha256": str,
+            "scanned_at": str,
+            "scan_run": int,
+        },
+        pk="id",
+        foreign_keys=[("scan_run", "runs", "id")],
+    )
+    db["profiles"].create_index(["path"], unique=True)
+    db["urls"].create(
+        {
+            "id": int,
+            "url": str,
+            "host": str,
+            "first_seen": str,
+            "verdict": str,
+            "verdict_since": str,
+            "confirmed": int,
+            "moved_to": str,
+            "last_checked": str,
+            "last_outcome": str,
+        },
+        pk="id",
+        defaults={"verdict": "unchecked", "confirmed": 0},
+    )
+    db["urls"].create_index(["url"], unique=True)
+    db["urls"].create_index(["host"])
+    db["citations"].create(
+        {
+            "id": int,
+            "profile_id": int,
+            "profile_sha256": str,
+            "url_id": int,
+            "cited_url": str,
+            "raw": str,
+            "line": int,
+            "col": int,
+            "page": int,
+            "anchor_text": str,
+            "sentence": str,
+            "section": str,
+            "role": str,
+            "fragment": str,
+            "archived_timestamp": str,
+            "archived_original": str,
+            "skip_reason": str,
+            "scan_run": int,
+            "superseded_run": int,
+        },
+        pk="id",
+        foreign_keys=[("profile_id", "profiles", "id"), ("url_id", "urls", "id")],
+    )
+    db["citations"].create_index(["profile_id", "superseded_run"])
+    db["citations"].create_index(["url_id"])
+    db["findings"].create(
+        {
+            "id": int,
+            "profile_id": int,
+            "profile_sha256": str,
+            "kind": str,
+            "line": int,
+            "raw": str,
+            "message": str,
+            "scan_run": int,
+            "superseded_run": int,
+        },
+        pk="id",
+        foreign_keys=[("profile_id", "profiles", "id")],
+    )
+    db["findings"].create_index(["profile_id", "superseded_run"])
+    db["checks"].create(
+        {
+            "id": int,
+            "run_id": int,
+            "url_id": int,
+            "checked_at": str,
+            "method": str,
+            "status": int,
+            "outcome": str,
+            "final_url": str,
+            "redirects": str,
+            "elapsed_ms": int,
+            "content_type": str,
+            "content_length": int,
+            "sha1": str,
+            "title": str,
+            "error": str,
+            "attempts": int,
+            "permanent_redirect": int,
+            "network": str,
+            "text_sample": str,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id"), ("url_id", "urls", "id")],
+    )
+    db["checks"].create_index(["url_id", "checked_at"])
+    db["checks"].create_index(["run_id"])
+    db["verdicts"].create(
+        {
+            "id": int,
+            "url_id": int,
+            "run_id": int,
+            "verdict": str,
+            "confirmed": int,
+            "moved_to": str,
+            "changed_at": str,
+        },
+        pk="id",
+        foreign_keys=[("url_id", "urls", "id"), ("run_id", "runs", "id")],
+    )
+    db["verdicts"].create_index(["url_id", "changed_at"])
+    db["snapshots"].create(
+        {
+            "id": int,
+            "url_id": int,
+            "timestamp": str,
+            "original": str,
+            "status": int,
+            "mimetype": str,
+            "digest": str,
+            "length": int,
+            "first_seen_run": int,
+        },
+        pk="id",
+        foreign_keys=[("url_id", "urls", "id")],
+    )
+    db["snapshots"].create_index(
+        ["url_id", "timestamp", "original", "status", "digest"], unique=True
+    )
+    db["archive_lookups"].create(
+        {
+            "id": int,
+            "url_id": int,
+            "run_id": int,
+            "looked_up_at": str,
+            "source": str,
+            "result": str,
+            "captures": int,
+            "error": str,
+        },
+        pk="id",
+        foreign_keys=[("url_id", "urls", "id")],
+    )
+    db["archive_lookups"].create_index(["url_id", "looked_up_at"])
+    db["captures"].create(
+        {
+            "id": int,
+            "run_id": int,
+            "url_id": int,
+            "url": str,
+            "requested_at": str,
+            "job_id": str,
+            "status": str,
+            "status_ext": str,
+            "timestamp": str,
+            "message": str,
+            "updated_at": str,
+        },
+        pk="id",
+        foreign_keys=[("url_id", "urls", "id")],
+    )
+    db["captures"].create_index(["url_id", "requested_at"])
+    db["ignores"].create(
+        {"id": int, "url": str, "reason": str, "created_at": str, "removed_at": str},
+        pk="id",
+    )
+    db["ignores"].create_index(["url"])
+    db.execute(
+        """
+        CREATE VIEW latest_check AS
+        SELECT c.* FROM checks c
+        WHERE c.id = (SELECT c2.id FROM checks c2 WHERE c2.url_id = c.url_id
+                      ORDER BY c2.checked_at DESC, c2.id DESC LIMIT 1)
+        """
+    )
+    db.execute(
+        """
+        CREATE VIEW current_citations AS
+        SELECT * FROM citations WHERE superseded_run IS NULL
+        """
+    )
+    db.execute(
+        """
+        CREATE VIEW citation_status AS
+        SELECT ci.id AS citation_id, p.path, ci.line, ci.col, ci.section, ci.role, ci.anchor_text,
+               ci.cited_url, u.url, u.verdict, u.verdict_since, u.confirmed, u.moved_to,
+               lc.outcome AS last_outcome, lc.status AS last_status, lc.checked_at AS last_checked,
+               (SELECT s.timestamp FROM snapshots s
+                 WHERE s.url_id = u.id AND s.status BETWEEN 200 AND 299
+                   AND (p.published IS NULL OR substr(s.timestamp, 1, 8) <= replace(p.published, '-', ''))
+                 ORDER BY s.timestamp DESC LIMIT 1) AS snapshot_before_citation,
+               (SELECT s.timestamp FROM snapshots s
+                 WHERE s.url_id = u.id AND s.status BETWEEN 200 AND 299
+                   AND p.published IS NOT NULL AND substr(s.timestamp, 1, 8) > replace(p.published, '-', '')
+                 ORDER BY s.timestamp ASC LIMIT 1) AS snapshot_after_citation
+        FROM citations ci
+        JOIN profiles p ON p.id = ci.profile_id
+        LEFT JOIN urls u ON u.id = ci.url_id
+        LEFT JOIN latest_check lc ON lc.url_id = u.id
+        WHERE ci.superseded_run IS NULL
+        """
+    )
+
+
+#: Numbered migrations; append only. ``schema_version`` is the number of the last one applied.
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_initial]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class Store:
+    """The citewatch database. Open with :meth:`open`; every write commits before it returns."""
+
+    def __init__(self, db: sqlite_utils.Database):
+        self.db = db
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path) -> Store:
+        """Open (creating and migrating as needed) the database at ``path``."""
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+        db = sqlite_utils.Database(conn)
+        if str(path) != ":memory:":
+            db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        store = cls(db)
+        store._migrate()
+        return store
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def _version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        current = self._version()
+        if current > SCHEMA_VERSION:
+            raise SchemaTooNew(
+                f"this database has schema version {current}, newer than this citewatch "
+                f"({__version__}) understands ({SCHEMA_VERSION}); upgrade citewatch"
+            )
+        for number in range(current, SCHEMA_VERSION):
+            with self.transaction():
+                MIGRATIONS[number](self.db)
+                self.db.execute(f"PRAGMA user_version = {number + 1}")
+
+    def transaction(self) -> _Transaction:
+        """A context manager: everything inside commits together or not at all."""
+        return _Transaction(self.db.conn)
+
+    def _insert(self, table: str, row: dict[str, Any]) -> int:
+        """Insert one row and return its id (sqlite-utils' last_pk is unreliable in our transactions)."""
+        columns = ", ".join(f"[{k}]" for k in row)
+        marks = ", ".join("?" for _ in row)
+        cursor = self.db.execute(
+            f"INSERT INTO [{table}] ({columns}) VALUES ({marks})", list(row.values())
+        )
+        return int(cursor.lastrowid)
+
+    def query(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
+        """Rows of a read query as dicts."""
+        return list(self.db.query(sql, params))
+
+    # -- runs -------------------------------------------------------------------------------
+    def begin_run(
+        self, command: str, argv: list[str] | None = None, config_digest: str = ""
+    ) -> int:
+        with self.transaction():
+            return self._insert(
+                "runs",
+                {
+                    "command": command,
+                    "argv": json.dumps(argv or []),
+                    "started": utcnow(),
+                    "tool_version": __version__,
+                    "config_digest": config_digest,
+                    "status": "running",
+                },
+            )
+
+    def update_run(self, run_id: int, **fields: Any) -> None:
+        with self.transaction():
+            self.db["runs"].update(run_id, _jsonify(fields))
+
+    def finish_run(self, run_id: int, counts: dict[str, Any] | None = None, **fields: Any) -> None:
+        fields.setdefault("status", "finished")
+        self.update_run(run_id, finished=utcnow(), counts=counts or {}, **fields)
+
+    def run(self, run_id: int) -> dict[str, Any]:
+        return self.db["runs"].get(run_id)
+
+    def previous_run(self, command: str, before_run: int) -> dict[str, Any] | None:
+        """The latest finished run of ``command`` before ``before_run``."""
+        rows = self.query(
+            "SELECT * FROM runs WHERE command = ? AND id < ? AND finished IS NOT NULL "
+            "ORDER BY id DESC LIMIT 1",
+            [command, before_run],
+        )
+        return rows[0] if rows else None
+
+    # -- profiles and citations ----------------------------------------------------------------
+    def url_id(self, url: str, host: str, seen_at: str | None = None) -> int:
+        """The id of ``url``'s row, inserting it if new (call inside a transaction for speed)."""
+        row = self.db.execute("SELECT id FROM urls WHERE url = ?", [url]).fetchone()
+        if row:
+            return int(row[0])
+        cursor = self.db.execute(
+            "INSERT INTO urls (url, host, first_seen, verdict, confirmed) VALUES (?, ?, ?, 'unchecked', 0)",
+            [url, host, seen_at or utcnow()],
+        )
+        return int(cursor.lastrowid)
+
+    def profile_row(self, path: str) -> dict[str, Any] | None:
+        rows = self.query("SELECT * FROM profiles WHERE path = ?", [path])
+        return rows[0] if rows else None
+
+    def save_profile(self, profile: Profile, run_id: int) -> str:
+        """Store a scanned profile; returns 'new', 'changed' or 'unchanged'.
+
+        An unchanged profile (same path, same sha256) adds nothing. A changed one keeps its old
+        citations and findings, marked superseded by this run, and adds the new ones. All of it
+        commits atomically, so a killed scan leaves each profile either fully old or fully new.
+        """
+        from .urls import host_of
+
+        now = utcnow()
+        existing = self.profile_row(profile.path)
+        if existing and existing["sha256"] == profile.sha256:
+            return "unchanged"
+        with self.transaction():
+            fields = {
+                "path": profile.path,
+                "title": profile.title,
+                "authors": json.dumps(profile.authors, ensure_ascii=False),
+                "published": profile.published,
+                "base_url": profile.base_url,
+                "base_url_guessed": int(profile.base_url_guessed),
+                "format": profile.format,
+                "sha256": profile.sha256,
+                "scanned_at": now,
+                "scan_run": run_id,
+            }
+            if existing:
+                profile_id = int(existing["id"])
+                self.db["profiles"].update(profile_id, fields)
+                for table in ("citations", "findings"):
+                    self.db.execute(
+                        f"UPDATE {table} SET superseded_run = ? WHERE profile_id = ? AND superseded_run IS NULL",
+                        [run_id, profile_id],
+                    )
+            else:
+                profile_id = self._insert("profiles", fields)
+            citation_rows = []
+            for citation in profile.citations:
+                checked = checked_url(citation)
+                url_id = self.url_id(checked, host_of(checked), now) if checked else None
+                citation_rows.append(
+                    (
+                        profile_id,
+                        profile.sha256,
+                        url_id,
+                        citation.url,
+                        citation.raw,
+                        citation.line,
+                        citation.column,
+                        citation.page,
+                        citation.text,
+                        citation.context,
+                        citation.section,
+                        str(citation.role),
+                        citation.fragment,
+                        citation.archived.timestamp if citation.archived else None,
+                        citation.archived.original if citation.archived else None,
+                        citation.skip_reason,
+                        run_id,
+                    )
+                )
+            self.db.conn.executemany(
+                "INSERT INTO citations (profile_id, profile_sha256, url_id, cited_url, raw, line, col, page,"
+                " anchor_text, sentence, section, role, fragment, archived_timestamp, archived_original,"
+                " skip_reason, scan_run) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                citation_rows,
+            )
+            self.db.conn.executemany(
+                "INSERT INTO findings (profile_id, profile_sha256, kind, line, raw, message, scan_run)"
+                " VALUES (?,?,?,?,?,?,?)",
+                [
+                    (profile_id, profile.sha256, f.kind, f.line, f.raw, f.message, run_id)
+                    for f in profile.findings
+                ],
+            )
+        return "changed" if existing else "new"
+
+    def current_citations(self, profile_path: str | None = None) -> list[dict[str, Any]]:
+        """Current (not superseded) citations with their profile and URL rows joined in."""
+        sql = (
+            "SELECT ci.*, p.path, p.published, p.title AS profile_title, u.url, u.verdict, u.confirmed,"
+            " u.moved_to, u.verdict_since FROM citations ci JOIN profiles p ON p.id = ci.profile_id"
+            " LEFT JOIN urls u ON u.id = ci.url_id WHERE ci.superseded_run IS NULL"
+        )
+        params: list[Any] = []
+        if profile_path is not None:
+            sql += " AND p.path = ?"
+            params.append(profile_path)
+        return self.query(sql + " ORDER BY p.path, ci.line, ci.col", params)
+
+    # -- checks and verdicts -------------------------------------------------------------------
+    def cited_urls(self) -> Iterator[dict[str, Any]]:
+        """URL rows cited by at least one current citation (skipped citations have no url_id)."""
+        yield from self.db.query(
+            "SELECT u.* FROM urls u WHERE EXISTS (SELECT 1 FROM citations ci"
+            " WHERE ci.url_id = u.id AND ci.superseded_run IS NULL) ORDER BY u.id"
+        )
+
+    def record_check(self, run_id: int, url_id: int, result: ProbeResult, network: str) -> int:
+        """Append one probe's evidence; never updates an existing check."""
+        with self.transaction():
+            check_id = self._insert(
+                "checks",
+                {
+                    "run_id": run_id,
+                    "url_id": url_id,
+                    "checked_at": result.checked_at,
+                    "method": result.method,
+                    "status": result.status,
+                    "outcome": str(result.outcome),
+                    "final_url": result.final_url,
+                    "redirects": json.dumps(list(result.redirects)),
+                    "elapsed_ms": result.elapsed_ms,
+                    "content_type": result.content_type,
+                    "content_length": result.content_length,
+                    "sha1": result.sha1,
+                    "title": result.title,
+                    "error": result.error,
+                    "attempts": result.attempts,
+                    "permanent_redirect": int(result.permanent_redirect),
+                    "network": network,
+                    "text_sample": result.text_sample,
+                },
+            )
+            self.db.execute(
+                "UPDATE urls SET last_checked = ?, last_outcome = ? WHERE id = ?",
+                [result.checked_at, str(result.outcome), url_id],
+            )
+            return check_id
+
+    def checks_for(self, url_id: int) -> list[dict[str, Any]]:
+        """Every check of a URL, oldest first, with the health of the run that made it."""
+        return self.query(
+            "SELECT c.*, r.network AS run_network FROM checks c JOIN runs r ON r.id = c.run_id"
+            " WHERE c.url_id = ? ORDER BY c.checked_at, c.id",
+            [url_id],
+        )
+
+    def set_verdict(
+        self,
+        url_id: int,
+        run_id: int,
+        verdict: str,
+        confirmed: bool = True,
+        moved_to: str | None = None,
+    ) -> bool:
+        """Set a URL's current verdict; appends to ``verdicts`` only when it changes. Returns changed."""
+        row = self.db["urls"].get(url_id)
+        if (
+            row["verdict"] == verdict
+            and bool(row["confirmed"]) == confirmed
+            and row["moved_to"] == moved_to
+            and row["verdict_since"]
+        ):
+            return False
+        now = utcnow()
+        with self.transaction():
+            since = (
+                row["verdict_since"] if row["verdict"] == verdict and row["verdict_since"] else now
+            )
+            self.db["urls"].update(
+                url_id,
+                {
+                    "verdict": verdict,
+                    "confirmed": int(confirmed),
+                    "moved_to": moved_to,
+                    "verdict_since": since,
+                },
+            )
+            self.db["verdicts"].insert(
+                {
+                    "url_id": url_id,
+                    "run_id": run_id,
+                    "verdict": verdict,
+                    "confirmed": int(confirmed),
+                    "moved_to": moved_to,
+                    "changed_at": now,
+                }
+            )
+        return True
+
+    # -- archive --------------------------------------------------------------------------------
+    def record_snapshots(self, url_id: int, run_id: int, snapshots: Iterable[Snapshot]) -> int:
+        """Store CDX rows (duplicates ignored); returns how many were new."""
+        rows = [
+            {
+                "url_id": url_id,
+                "timestamp": s.timestamp,
+                "original": s.original,
+                "status": s.status,
+                "mimetype": s.mimetype,
+                "digest": s.digest,
+                "length": s.length,
+                "first_seen_run": run_id,
+            }
+            for s in snapshots
+        ]
+        with self.transaction():
+            before = self.db.execute(
+                "SELECT count(*) FROM snapshots WHERE url_id = ?", [url_id]
+            ).fetchone()[0]
+            if rows:
+                self.db["snapshots"].insert_all(rows, ignore=True)
+            after = self.db.execute(
+                "SELECT count(*) FROM snapshots WHERE url_id = ?", [url_id]
+            ).fetchone()[0]
+        return int(after - before)
+
+    def record_lookup(
+        self,
+        url_id: int,
+        run_id: int,
+        source: str,
+        result: str,
+        captures: int = 0,
+        error: str | None = None,
+    ) -> None:
+        """Remember that we asked the archive about a URL (result: found, none, blocked, error)."""
+        with self.transaction():
+            self.db["archive_lookups"].insert(
+                {
+                    "url_id": url_id,
+                    "run_id": run_id,
+                    "looked_up_at": utcnow(),
+                    "source": source,
+                    "result": result,
+                    "captures": captures,
+                    "error": error,
+                }
+            )
+
+    def snapshots_for(self, url_id: int) -> list[dict[str, Any]]:
+        return self.query("SELECT * FROM snapshots WHERE url_id = ? ORDER BY timestamp", [url_id])
+
+    def record_capture(self, run_id: int, url_id: int, capture: CaptureRequest) -> int:
+        with self.transaction():
+            row = asdict(capture)
+            row.update({"run_id": run_id, "url_id": url_id, "updated_at": utcnow()})
+            return self._insert("captures", row)
+
+    def update_capture(self, capture_id: int, **fields: Any) -> None:
+        with self.transaction():
+            self.db["captures"].update(capture_id, {**fields, "updated_at": utcnow()})
+
+    def captures_for(self, url_id: int) -> list[dict[str, Any]]:
+        return self.query(
+            "SELECT * FROM captures WHERE url_id = ? ORDER BY requested_at, id", [url_id]
+        )
+
+    # -- ignores --------------------------------------------------------------------------------
+    def add_ignore(self, url: str, reason: str) -> None:
+        with self.transaction():
+            self.db["ignores"].insert({"url": url, "reason": reason, "created_at": utcnow()})
+
+    def ignored(self) -> dict[str, str]:
+        """URL → reason for every active ignore rule."""
+        return {
+            row["url"]: row["reason"]
+            for row in self.db.query(
+                "SELECT url, reason FROM ignores WHERE removed_at IS NULL ORDER BY id"
+            )
+        }
+
+
+def checked_url(citation: Citation) -> str | None:
+    """The URL whose liveness a citation depends on: the original for cited Wayback links."""
+    if citation.skip_reason or not citation.url:
+        return None
+    if citation.archived:
+        return citation.archived.original
+    return citation.url
+
+
+class _Transaction:
+    """BEGIN/COMMIT on an autocommit connection; nests by doing nothing inside an outer one."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+        self.outer = False
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.outer = not self.conn.in_transaction
+        if self.outer:
+            self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if not self.outer:
+            return
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        else:
+            self.conn.execute("ROLLBACK")
+
+
+def _jsonify(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in fields.items()}
+
+
+def finding_dict(finding: Finding) -> dict[str, Any]:
+    return {
+        "kind": finding.kind,
+        "line": finding.line,
+        "raw": finding.raw,
+        "message": finding.message,
+    }
