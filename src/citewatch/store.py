@@ -203,6 +203,25 @@ def _m1_initial(db: sqlite_utils.Database) -> None:
         foreign_keys=[("url_id", "urls", "id")],
     )
     db["archive_lookups"].create_index(["url_id", "looked_up_at"])
+    db["snapshot_checks"].create(
+        {
+            "id": int,
+            "run_id": int,
+            "url_id": int,
+            "timestamp": str,
+            "checked_at": str,
+            "status": int,
+            "memento_datetime": str,
+            "final_url": str,
+            "sha1": str,
+            "text_sample": str,
+            "soft_404": int,
+            "error": str,
+        },
+        pk="id",
+        foreign_keys=[("url_id", "urls", "id")],
+    )
+    db["snapshot_checks"].create_index(["url_id", "timestamp"])
     db["captures"].create(
         {
             "id": int,
@@ -608,6 +627,16 @@ class Store:
                     "error": error,
                 }
             )
+
+    def record_snapshot_check(self, run_id: int, url_id: int, **fields: Any) -> int:
+        """Append the result of fetching a capture from the Wayback Machine (replay verification).
+
+        Fields: timestamp (asked for), checked_at, status, memento_datetime, final_url, sha1,
+        text_sample, soft_404 (0/1), error.
+        """
+        fields.setdefault("checked_at", utcnow())
+        with self.transaction():
+            return self._insert("snapshot_checks", {"run_id": run_id, "url_id": url_id, **fields})
 
     def snapshots_for(self, url_id: int) -> list[dict[str, Any]]:
         return self.query("SELECT * FROM snapshots WHERE url_id = ? ORDER BY timestamp", [url_id])
