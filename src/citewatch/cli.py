@@ -1,0 +1,933 @@
+"""The command-line interface (Typer). Thin: parse flags, build Settings, call the pipeline, print.
+
+Contract (DESIGN §7, stable — scripts depend on it): results on stdout (``--json`` for machines),
+progress on stderr; exit 0 all citations fine, 1 broken citations found, 2 usage or input error,
+3 network unavailable (nothing was judged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__
+from .config import ConfigError, Settings, apply, archive_keys, load
+from .models import Profile
+from .progress import NullReporter, Reporter, RichReporter
+from .store import SchemaTooNew, Store, finding_dict
+
+EXIT_OK, EXIT_BROKEN, EXIT_USAGE, EXIT_OFFLINE = 0, 1, 2, 3
+
+app = typer.Typer(
+    name="citewatch",
+    help="Archival link and citation checker: scan profiles, check links honestly, find and request "
+    "Wayback snapshots, report provenance. All state lives in one SQLite file (--db).",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Options shared by several commands (same meaning everywhere).
+DbOpt = Annotated[
+    str | None, typer.Option("--db", help="SQLite database file [default: citewatch.db].")
+]
+ConfigOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--config", help="Config file (default: ./citewatch.toml or [tool.citewatch] in pyproject)."
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]
+BaseUrlOpt = Annotated[
+    str | None, typer.Option("--base-url", help="Base URL for relative links in every profile.")
+]
+ConnectToOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--connect-to",
+        help="HOST1:PORT1:HOST2:PORT2 — connect to HOST2:PORT2 instead (curl semantics; repeatable; "
+        "empty HOST1/PORT1 match any). URL, Host header and TLS name are kept.",
+    ),
+]
+CacertOpt = Annotated[str | None, typer.Option("--cacert", help="Extra CA bundle (PEM) to trust.")]
+WaybackOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--wayback-url", help="Wayback Machine base URL [default: https://web.archive.org]."
+    ),
+]
+ConcurrencyOpt = Annotated[
+    int | None, typer.Option("--concurrency", min=1, help="Requests in flight overall [64].")
+]
+PerHostOpt = Annotated[
+    int | None, typer.Option("--per-host", min=1, help="Requests in flight per host [2].")
+]
+TimeoutOpt = Annotated[
+    float | None, typer.Option("--timeout", min=0.01, help="Connect/read timeout, seconds [15].")
+]
+UserAgentOpt = Annotated[str | None, typer.Option("--user-agent", help="User-Agent header.")]
+AllowPrivateOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--allow-private/--no-allow-private",
+        help="Probe URLs whose host resolves to loopback/private/link-local addresses [no].",
+    ),
+]
+HostIntervalOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--host-interval", help="Minimum time between requests to one host, e.g. 250ms [0]."
+    ),
+]
+CanaryOpt = Annotated[
+    str | None,
+    typer.Option("--canary", help="URL that proves our own network works [the Wayback endpoint]."),
+]
+OneShotOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--one-shot/--no-one-shot",
+        help="Editors' mode: one definitive failure makes a link dead (unconfirmed).",
+    ),
+]
+AllOpt = Annotated[
+    bool | None, typer.Option("--all/--no-all", help="Re-check every URL, however fresh.")
+]
+MaxAgeOpt = Annotated[
+    str | None,
+    typer.Option("--max-age", help="Skip URLs checked more recently than this, e.g. 12h [1d]."),
+]
+ConfirmFailuresOpt = Annotated[
+    int | None,
+    typer.Option("--confirm-failures", min=1, help="Definitive failures needed for dead [3]."),
+]
+ConfirmSpanOpt = Annotated[
+    str | None,
+    typer.Option("--confirm-span", help="Time those failures must span, e.g. 3d [3d]."),
+]
+HeadOpt = Annotated[
+    bool | None, typer.Option("--head/--no-head", help="Try HEAD first, fall back to GET [no].")
+]
+SaveOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--save/--no-save", help="Request Save Page Now captures for live sources [save]."
+    ),
+]
+DryRunOpt = Annotated[
+    bool | None,
+    typer.Option("--dry-run/--no-dry-run", help="List what would be saved; submit nothing."),
+]
+SaveIfOlderOpt = Annotated[
+    str | None,
+    typer.Option("--save-if-older", help="Save when the newest capture is older than this [365d]."),
+]
+VerifyOpt = Annotated[
+    bool | None,
+    typer.Option("--verify/--no-verify", help="Fetch chosen snapshots and reject soft-404 ones."),
+]
+OutOpt = Annotated[str | None, typer.Option("--out", help="Reports folder [reports].")]
+FormatOpt = Annotated[
+    str | None, typer.Option("--format", help="Comma-separated: md,html,json,csv [all].")
+]
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        out.print(f"citewatch {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version_callback, is_eager=True, help="Show version."),
+    ] = False,
+) -> None:
+    """citewatch — archival link and citation checker."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Plumbing
+def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    err.print(f"citewatch: {message}", markup=False)
+    return typer.Exit(code)
+
+
+def _settings(config: str | None, **flags: Any) -> Settings:
+    """Defaults < config file < environment < flags (None flags are "not given")."""
+    try:
+        settings, _ = load(config)
+        given = {k: v for k, v in flags.items() if v is not None and v != []}
+        return apply(settings, given, "command line")
+    except ConfigError as exc:
+        raise fail(str(exc)) from exc
+
+
+def _open_store(path: str) -> Store:
+    try:
+        return Store.open(path)
+    except SchemaTooNew as exc:
+        raise fail(str(exc)) from exc
+    except Exception as exc:  # sqlite3.DatabaseError and friends: a clear message, exit 2
+        raise fail(f"cannot open database {path}: {exc}") from exc
+
+
+def _reporter(quiet: bool, as_json: bool) -> Reporter:
+    if quiet:
+        return NullReporter()
+    return RichReporter()
+
+
+_USERINFO = re.compile(r"(//)[^/@\s]+@")
+
+
+def _argv() -> list[str]:
+    """The command line as recorded in ``runs`` — any URL userinfo scrubbed."""
+    return [_USERINFO.sub(r"\1***@", arg) for arg in sys.argv[1:]]
+
+
+def _emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def _require_paths(paths: list[Path]) -> None:
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise fail(f"no such file or folder: {', '.join(missing)}")
+
+
+def _display_path(path: Path) -> Path:
+    """Profiles are stored relative to the current folder when inside it, so runs from the same
+    checkout agree on their names; absolute otherwise."""
+    resolved = path.resolve()
+    try:
+        return resolved.relative_to(Path.cwd().resolve())
+    except ValueError:
+        return resolved
+
+
+# ---------------------------------------------------------------------------------------------
+# scan
+def do_scan(
+    store: Store,
+    run_id: int,
+    paths: list[Path],
+    base_url: str | None,
+    reporter: Reporter,
+    keep_profiles: bool,
+) -> tuple[list[Profile], dict[str, int]]:
+    """Extract and store every profile under ``paths``; never raises for bad input."""
+    from .extract import discover, read_profile
+    from .extract.manifest import load_manifest
+
+    manifests = []
+    for root in paths:
+        folder = root if root.is_dir() else root.parent
+        try:
+            manifests.append((folder.resolve(), load_manifest(folder)))
+        except ValueError as exc:
+            raise fail(f"bad manifest in {folder}: {exc}") from exc
+    files = list(discover(paths))
+    reporter.stage("scan", len(files))
+    counts = {"profiles": 0, "new": 0, "changed": 0, "unchanged": 0, "citations": 0, "findings": 0}
+    kept: list[Profile] = []
+    for file in files:
+        manifest = next(
+            (m for folder, m in manifests if file.resolve().is_relative_to(folder)), None
+        )
+        profile = read_profile(_display_path(file), base_url=base_url, manifest=manifest)
+        status = store.save_profile(profile, run_id)
+        counts["profiles"] += 1
+        counts[status] += 1
+        counts["citations"] += len(profile.citations)
+        counts["findings"] += len(profile.findings)
+        if keep_profiles:
+            kept.append(profile)
+        reporter.advance()
+    return kept, counts
+
+
+def profile_json(profile: Profile) -> dict[str, Any]:
+    return {
+        "path": profile.path,
+        "format": profile.format,
+        "title": profile.title,
+        "authors": profile.authors,
+        "published": profile.published,
+        "base_url": profile.base_url,
+        "base_url_guessed": profile.base_url_guessed,
+        "sha256": profile.sha256,
+        "citations": [
+            {
+                "url": c.url,
+                "raw": c.raw,
+                "line": c.line,
+                "column": c.column,
+                "page": c.page,
+                "text": c.text,
+                "context": c.context,
+                "section": c.section,
+                "role": str(c.role),
+                "fragment": c.fragment or None,
+                "archived": (
+                    {"original": c.archived.original, "timestamp": c.archived.timestamp}
+                    if c.archived
+                    else None
+                ),
+                "skipped": c.skip_reason,
+            }
+            for c in profile.citations
+        ],
+        "findings": [finding_dict(f) for f in profile.findings],
+    }
+
+
+def print_scan_summary(profiles: list[Profile]) -> None:
+    table = Table(title="Scanned profiles", title_justify="left")
+    for column in (
+        "profile",
+        "source",
+        "navigation",
+        "media",
+        "skipped",
+        "URLs",
+        "hosts",
+        "findings",
+    ):
+        table.add_column(column, justify="left" if column == "profile" else "right")
+    for profile in profiles:
+        roles = {"source": 0, "navigation": 0, "media": 0}
+        skipped = 0
+        for citation in profile.citations:
+            if citation.skip_reason:
+                skipped += 1
+            else:
+                roles[str(citation.role)] += 1
+        urls = {c.url for c in profile.citations if c.url and not c.skip_reason}
+        hosts = {u.split("/")[2] for u in urls if "://" in u}
+        table.add_row(
+            profile.path,
+            str(roles["source"]),
+            str(roles["navigation"]),
+            str(roles["media"]),
+            str(skipped),
+            str(len(urls)),
+            str(len(hosts)),
+            str(len(profile.findings)),
+        )
+    out.print(table)
+    for profile in profiles:
+        for finding in profile.findings:
+            where = f":{finding.line}" if finding.line else ""
+            out.print(f"  {profile.path}{where}: {finding.kind}: {finding.message}", markup=False)
+
+
+@app.command()
+def scan(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Profile files or folders (recursive).", metavar="PATH")
+    ],
+    base_url: BaseUrlOpt = None,
+    as_json: JsonOpt = False,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Extract every cited URL (with line, anchor text, sentence, section, role) and store it."""
+    _require_paths(paths)
+    settings = _settings(config, db=db, base_url=base_url)
+    store = _open_store(settings.db)
+    reporter = _reporter(quiet, as_json)
+    run_id = store.begin_run("scan", _argv(), settings.digest())
+    try:
+        profiles, counts = do_scan(store, run_id, paths, settings.base_url, reporter, True)
+    finally:
+        reporter.close()
+    store.finish_run(run_id, counts=counts)
+    if as_json:
+        _emit_json(
+            {"run": {"id": run_id, **counts}, "profiles": [profile_json(p) for p in profiles]}
+        )
+    else:
+        print_scan_summary(profiles)
+        out.print(
+            f"{counts['profiles']} profiles ({counts['new']} new, {counts['changed']} changed, "
+            f"{counts['unchanged']} unchanged), {counts['citations']} citations, "
+            f"{counts['findings']} findings — stored in {settings.db}"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# check
+def _network_flags(
+    connect_to: list[str] | None,
+    cacert: str | None,
+    timeout: float | None,
+    user_agent: str | None,
+    concurrency: int | None,
+    allow_private: bool | None,
+) -> dict[str, Any]:
+    if cacert and not Path(cacert).is_file():
+        raise fail(f"--cacert: no such file: {cacert}")
+    return {
+        "connect_to": connect_to or None,
+        "cacert": cacert,
+        "timeout": timeout,
+        "user_agent": user_agent,
+        "concurrency": concurrency,
+        "allow_private": allow_private,
+    }
+
+
+def do_check(store: Store, run_id: int, settings: Settings, reporter: Reporter) -> Any:
+    from .check.runner import run_check
+
+    return asyncio.run(run_check(store, run_id, settings, reporter))
+
+
+def check_json(result: Any, run: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "run": {
+            "id": result.run_id,
+            "network": result.network,
+            "started": run["started"],
+            "finished": run.get("finished") or result.finished,
+        },
+        "urls": result.urls,
+        "summary": result.summary,
+        "probed": result.probed,
+        "skipped_fresh": result.skipped_fresh,
+        "message": result.message,
+    }
+
+
+def print_verdict_summary(summary: dict[str, int], title: str = "URLs by verdict") -> None:
+    table = Table(title=title, title_justify="left")
+    table.add_column("verdict")
+    table.add_column("URLs", justify="right")
+    for verdict, count in sorted(summary.items(), key=lambda kv: (-kv[1], kv[0])):
+        table.add_row(verdict, str(count))
+    out.print(table)
+
+
+def print_broken(store: Store, one_shot: bool) -> None:
+    rows = store.query(
+        "SELECT DISTINCT u.url, u.verdict, u.confirmed, u.last_outcome, u.moved_to FROM urls u"
+        " JOIN citations ci ON ci.url_id = u.id AND ci.superseded_run IS NULL"
+        " WHERE u.verdict IN ('dead', 'moved', 'failing', 'blocked') ORDER BY u.verdict, u.url"
+    )
+    if not rows:
+        return
+    table = Table(title="Needs attention", title_justify="left")
+    table.add_column("verdict")
+    table.add_column("last outcome")
+    table.add_column("URL", overflow="fold")
+    for row in rows:
+        label = row["verdict"]
+        if label == "dead" and not row["confirmed"]:
+            label = "broken (unconfirmed)"
+        target = row["url"] + (f"  → {row['moved_to']}" if row["moved_to"] else "")
+        table.add_row(label, row["last_outcome"] or "", target)
+    out.print(table)
+
+
+@app.command()
+def check(
+    as_json: JsonOpt = False,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    connect_to: ConnectToOpt = None,
+    cacert: CacertOpt = None,
+    wayback_url: WaybackOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    per_host: PerHostOpt = None,
+    host_interval: HostIntervalOpt = None,
+    timeout: TimeoutOpt = None,
+    user_agent: UserAgentOpt = None,
+    allow_private: AllowPrivateOpt = None,
+    canary: CanaryOpt = None,
+    head: HeadOpt = None,
+    one_shot: OneShotOpt = None,
+    check_all: AllOpt = None,
+    max_age: MaxAgeOpt = None,
+    confirm_failures: ConfirmFailuresOpt = None,
+    confirm_span: ConfirmSpanOpt = None,
+) -> None:
+    """Check every cited URL (politely, per host) and update verdicts from the history."""
+    settings = _settings(
+        config,
+        db=db,
+        wayback_url=wayback_url,
+        per_host=per_host,
+        host_interval=host_interval,
+        canary=canary,
+        head_first=head,
+        one_shot=one_shot,
+        check_all=check_all,
+        max_age=max_age,
+        confirm_failures=confirm_failures,
+        confirm_span=confirm_span,
+        **_network_flags(connect_to, cacert, timeout, user_agent, concurrency, allow_private),
+    )
+    store = _open_store(settings.db)
+    reporter = _reporter(quiet, as_json)
+    run_id = store.begin_run("check", _argv(), settings.digest())
+    try:
+        result = do_check(store, run_id, settings, reporter)
+    finally:
+        reporter.close()
+    store.finish_run(run_id, counts=result.summary, network=result.network)
+    if as_json:
+        _emit_json(check_json(result, store.run(run_id)))
+    else:
+        print_verdict_summary(result.summary)
+        print_broken(store, settings.one_shot)
+        out.print(
+            f"run {run_id}: probed {result.probed} URLs, {result.skipped_fresh} fresh enough to skip; "
+            f"network {result.network}"
+        )
+    if result.message:
+        err.print(result.message, markup=False)
+    raise typer.Exit(result.exit_code)
+
+
+# ---------------------------------------------------------------------------------------------
+# archive
+def do_archive(store: Store, run_id: int, settings: Settings, reporter: Reporter) -> Any:
+    from .archive.runner import run_archive
+
+    return asyncio.run(run_archive(store, run_id, settings, reporter, archive_keys()))
+
+
+def archive_json(result: Any) -> dict[str, Any]:
+    return {
+        "run": {"id": result.run_id, "archive": result.archive},
+        "urls": result.urls,
+        "summary": result.summary,
+        "message": result.message,
+    }
+
+
+def print_archive_summary(result: Any) -> None:
+    table = Table(title=f"Archive ({result.archive})", title_justify="left")
+    table.add_column("")
+    table.add_column("count", justify="right")
+    for key, value in result.summary.items():
+        table.add_row(key.replace("_", " "), str(value))
+    out.print(table)
+
+
+@app.command()
+def archive(
+    as_json: JsonOpt = False,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    save: SaveOpt = None,
+    dry_run: DryRunOpt = None,
+    save_if_older: SaveIfOlderOpt = None,
+    verify: VerifyOpt = None,
+    connect_to: ConnectToOpt = None,
+    cacert: CacertOpt = None,
+    wayback_url: WaybackOpt = None,
+    timeout: TimeoutOpt = None,
+    user_agent: UserAgentOpt = None,
+    concurrency: ConcurrencyOpt = None,
+) -> None:
+    """Find Wayback snapshots (the one closest to the citation) and request new captures."""
+    settings = _settings(
+        config,
+        db=db,
+        save=save,
+        dry_run=dry_run,
+        save_if_older=save_if_older,
+        verify_snapshots=verify,
+        wayback_url=wayback_url,
+        **_network_flags(connect_to, cacert, timeout, user_agent, concurrency, None),
+    )
+    store = _open_store(settings.db)
+    reporter = _reporter(quiet, as_json)
+    run_id = store.begin_run("archive", _argv(), settings.digest())
+    try:
+        result = do_archive(store, run_id, settings, reporter)
+    finally:
+        reporter.close()
+    store.finish_run(run_id, counts=result.summary, archive=result.archive)
+    if as_json:
+        _emit_json(archive_json(result))
+    else:
+        print_archive_summary(result)
+    if result.message:
+        err.print(result.message, markup=False)
+    raise typer.Exit(EXIT_OFFLINE if result.archive == "unreachable" else EXIT_OK)
+
+
+# ---------------------------------------------------------------------------------------------
+# report
+def _formats(value: str | None, settings: Settings) -> list[str]:
+    formats = [f.strip() for f in value.split(",")] if value else list(settings.formats)
+    unknown = [f for f in formats if f not in {"md", "html", "json", "csv"}]
+    if unknown:
+        raise fail(f"--format: unknown format(s) {', '.join(unknown)} (use md,html,json,csv)")
+    return formats
+
+
+@app.command()
+def report(
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    out_dir: OutOpt = None,
+    formats: FormatOpt = None,
+    wayback_url: WaybackOpt = None,
+) -> None:
+    """Write provenance reports (Markdown, HTML, JSON, CSV) from the database."""
+    from .report import write_reports
+
+    settings = _settings(config, db=db, out=out_dir, wayback_url=wayback_url)
+    chosen = _formats(formats, settings)
+    store = _open_store(settings.db)
+    written = write_reports(store, Path(settings.out), chosen, wayback_url=settings.wayback_url)
+    out.print(f"wrote {len(written)} files to {settings.out}/")
+
+
+# ---------------------------------------------------------------------------------------------
+# audit
+@app.command()
+def audit(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Profile files or folders (recursive).", metavar="PATH")
+    ],
+    as_json: JsonOpt = False,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    base_url: BaseUrlOpt = None,
+    out_dir: OutOpt = None,
+    formats: FormatOpt = None,
+    connect_to: ConnectToOpt = None,
+    cacert: CacertOpt = None,
+    wayback_url: WaybackOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    per_host: PerHostOpt = None,
+    host_interval: HostIntervalOpt = None,
+    timeout: TimeoutOpt = None,
+    user_agent: UserAgentOpt = None,
+    allow_private: AllowPrivateOpt = None,
+    canary: CanaryOpt = None,
+    head: HeadOpt = None,
+    one_shot: OneShotOpt = None,
+    check_all: AllOpt = None,
+    max_age: MaxAgeOpt = None,
+    confirm_failures: ConfirmFailuresOpt = None,
+    confirm_span: ConfirmSpanOpt = None,
+    save: SaveOpt = None,
+    dry_run: DryRunOpt = None,
+    save_if_older: SaveIfOlderOpt = None,
+    verify: VerifyOpt = None,
+) -> None:
+    """scan → check → archive → reports in one go: the periodic link-rot audit."""
+    settings = _settings(
+        config,
+        db=db,
+        base_url=base_url,
+        out=out_dir,
+        wayback_url=wayback_url,
+        per_host=per_host,
+        host_interval=host_interval,
+        canary=canary,
+        head_first=head,
+        one_shot=one_shot,
+        check_all=check_all,
+        max_age=max_age,
+        confirm_failures=confirm_failures,
+        confirm_span=confirm_span,
+        save=save,
+        dry_run=dry_run,
+        save_if_older=save_if_older,
+        verify_snapshots=verify,
+        **_network_flags(connect_to, cacert, timeout, user_agent, concurrency, allow_private),
+    )
+    chosen = _formats(formats, settings)
+    _require_paths(paths)
+    store = _open_store(settings.db)
+    reporter = _reporter(quiet, as_json)
+    run_id = store.begin_run("audit", _argv(), settings.digest())
+    from .report import corpus_summary, write_reports
+
+    try:
+        profiles, scan_counts = do_scan(store, run_id, paths, settings.base_url, reporter, False)
+        checked = do_check(store, run_id, settings, reporter)
+        archived = None
+        if checked.network != "offline":
+            archived = do_archive(store, run_id, settings, reporter)
+        else:
+            reporter.note("archive step skipped: the network is unavailable")
+        reporter.stage("reports", None)
+        written = write_reports(
+            store, Path(settings.out), chosen, wayback_url=settings.wayback_url, run_id=run_id
+        )
+    finally:
+        reporter.close()
+    counts = {"scan": scan_counts, "verdicts": checked.summary}
+    if archived is not None:
+        counts["archive"] = archived.summary
+    store.finish_run(
+        run_id,
+        counts=counts,
+        network=checked.network,
+        archive=archived.archive if archived else "skipped",
+    )
+    summary = corpus_summary(store, run_id)
+    exit_code = checked.exit_code
+    if as_json:
+        _emit_json(
+            {
+                "run": {**store.run(run_id), "counts": counts},
+                "scan": scan_counts,
+                "check": check_json(checked, store.run(run_id)),
+                "archive": archive_json(archived) if archived else None,
+                "summary": summary,
+                "reports": [str(p) for p in written],
+                "exit_code": exit_code,
+            }
+        )
+    else:
+        print_verdict_summary(checked.summary)
+        print_broken(store, settings.one_shot)
+        print_audit_summary(summary, scan_counts, checked, archived, settings.out, len(written))
+    if checked.message:
+        err.print(checked.message, markup=False)
+    if archived is not None and archived.message:
+        err.print(archived.message, markup=False)
+    raise typer.Exit(exit_code)
+
+
+def print_audit_summary(
+    summary: dict[str, Any],
+    scan_counts: dict[str, int],
+    checked: Any,
+    archived: Any,
+    out_dir: str,
+    files: int,
+) -> None:
+    def pct(value: Any) -> str:
+        return f"{value * 100:.1f}%" if isinstance(value, int | float) else "n/a"
+
+    lines = [
+        f"profiles {scan_counts['profiles']} ({scan_counts['new']} new, {scan_counts['changed']} changed), "
+        f"citations {summary.get('citations', scan_counts['citations'])}, distinct URLs {summary.get('urls', '?')}",
+        f"network {checked.network}; archive {archived.archive if archived else 'skipped'}",
+        f"link rot {pct(summary.get('link_rot_rate'))}; archive coverage {pct(summary.get('archive_coverage'))}",
+    ]
+    newly_broken = summary.get("newly_broken") or []
+    recovered = summary.get("recovered") or []
+    if summary.get("previous_run") is not None:
+        lines.append(
+            f"since the previous audit (run {summary['previous_run']}): "
+            f"{len(newly_broken)} newly broken, {len(recovered)} recovered"
+        )
+        lines += [f"  newly broken: {u}" for u in newly_broken]
+        lines += [f"  recovered:    {u}" for u in recovered]
+    else:
+        lines.append("first audit of this database: nothing to compare with yet")
+    lines.append(f"reports: {files} files in {out_dir}/ (open {out_dir}/index.html)")
+    for line in lines:
+        out.print(line, markup=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# fix, history, ignore
+@app.command()
+def fix(
+    profile: Annotated[Path, typer.Argument(help="The profile file to fix.")],
+    write: Annotated[
+        bool, typer.Option("--write", help="Rewrite the file (a backup is kept).")
+    ] = False,
+    include_moved: Annotated[
+        bool, typer.Option("--include-moved", help="Also point moved links at their new URL.")
+    ] = False,
+    as_json: JsonOpt = False,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    wayback_url: WaybackOpt = None,
+) -> None:
+    """Replace broken citations with their best archived copy: a unified diff, or --write."""
+    from .fix import FixRefused, plan_fix, write_fix
+
+    settings = _settings(config, db=db, wayback_url=wayback_url)
+    if not profile.is_file():
+        raise fail(f"no such profile: {profile}")
+    store = _open_store(settings.db)
+    path = _display_path(profile)
+    if store.profile_row(path.as_posix()) is None:
+        raise fail(f"{path} has not been scanned into {settings.db}; run `citewatch scan` first")
+    result = plan_fix(store, path, include_moved=include_moved, wayback_url=settings.wayback_url)
+    backup = None
+    if write and result.diff:
+        try:
+            backup = write_fix(result, path)
+        except FixRefused as exc:
+            raise fail(str(exc)) from exc
+    if as_json:
+        _emit_json(
+            {
+                "profile": result.profile,
+                "diff": result.diff,
+                "replaced": result.replaced,
+                "unresolved": result.unresolved,
+                "written": bool(write and result.diff),
+                "backup": str(backup) if backup else None,
+            }
+        )
+    else:
+        sys.stdout.write(result.diff)
+        for item in result.unresolved:
+            err.print(
+                f"not fixed: line {item.get('line')}: {item.get('url')}: {item.get('reason')}",
+                markup=False,
+            )
+        if write:
+            err.print(
+                f"rewrote {path} ({len(result.replaced)} links; backup {backup})"
+                if backup
+                else "nothing to change",
+                markup=False,
+            )
+
+
+@app.command()
+def history(
+    url: Annotated[str, typer.Argument(help="The URL (as cited or normalised).")],
+    as_json: JsonOpt = False,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """The evidence trail of one URL: checks, captures, save requests, citations."""
+    from .history import url_history
+
+    settings = _settings(config, db=db)
+    store = _open_store(settings.db)
+    data = url_history(store, url)
+    if data is None:
+        raise fail(f"{url} is not in {settings.db}")
+    if as_json:
+        _emit_json(data)
+        return
+    print_history(data)
+
+
+def print_history(data: dict[str, Any]) -> None:
+    out.print(f"[bold]{data.get('url')}[/bold]  verdict: {data.get('verdict')}", highlight=False)
+    sections = [
+        (
+            "Checks",
+            data.get("checks") or [],
+            ["checked_at", "run_id", "network", "outcome", "status", "final_url", "error"],
+        ),
+        (
+            "Verdict changes",
+            data.get("verdicts") or [],
+            ["changed_at", "run_id", "verdict", "confirmed", "moved_to"],
+        ),
+        (
+            "Known captures",
+            data.get("snapshots") or [],
+            ["timestamp", "status", "mimetype", "digest"],
+        ),
+        (
+            "Save requests",
+            data.get("captures") or [],
+            ["requested_at", "status", "job_id", "timestamp", "status_ext"],
+        ),
+        (
+            "Cited by",
+            data.get("citations") or [],
+            ["path", "line", "section", "role", "anchor_text"],
+        ),
+    ]
+    for title, rows, columns in sections:
+        table = Table(title=f"{title} ({len(rows)})", title_justify="left")
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*["" if row.get(c) is None else str(row.get(c)) for c in columns])
+        out.print(table)
+
+
+@app.command()
+def ignore(
+    url: Annotated[str, typer.Argument(help="URL to treat as a known false positive.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (shown in reports).")],
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Record a false-positive override: the URL is not checked and reports say why."""
+    from .urls import InvalidURL, resolve
+
+    settings = _settings(config, db=db)
+    try:
+        normalised = resolve(url, None).url
+    except InvalidURL as exc:
+        raise fail(str(exc)) from exc
+    store = _open_store(settings.db)
+    store.add_ignore(normalised, reason)
+    out.print(f"ignoring {normalised}: {reason}", markup=False)
+
+
+EXIT_INTERNAL = 4
+
+
+def main() -> None:
+    """Console-script entry point. Usage errors exit 2 (click does that); an unexpected crash
+    exits 4, never 1, so cron jobs never mistake a bug for "broken citations found"."""
+    try:
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        err.print("citewatch: interrupted; everything observed so far is in the database")
+        sys.exit(130)
+    except click_exceptions() as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE)
+    except Exception as exc:  # noqa: BLE001 - last line of defence, reported not swallowed
+        if os.environ.get("CITEWATCH_DEBUG"):
+            raise
+        err.print(
+            f"citewatch: internal error: {type(exc).__name__}: {exc} "
+            "(set CITEWATCH_DEBUG=1 for a traceback; please report it)",
+            markup=False,
+        )
+        sys.exit(EXIT_INTERNAL)
+
+
+def click_exceptions() -> tuple[type[Exception], ...]:
+    """Click's usage-error base class, wherever this typer version keeps click."""
+    try:
+        from typer._click.exceptions import ClickException  # typer >= 0.2x vendors click
+    except ImportError:  # pragma: no cover - older typer with click as a dependency
+        from click.exceptions import ClickException
+    return (ClickException,)
+
+
+if __name__ == "__main__":
+    main()
