@@ -1,0 +1,51 @@
+"""Settings precedence: defaults < config file < environment < flags."""
+
+from __future__ import annotations
+
+import pytest
+
+from citewatch import config
+from citewatch.config import ConfigError, Settings, apply, parse_duration
+
+
+def test_durations():
+    assert parse_duration("250ms") == 0.25
+    assert parse_duration("3d") == 3 * 86400
+    with pytest.raises(ConfigError):
+        parse_duration("soon")
+
+
+def test_file_then_environment_then_flags(tmp_path, monkeypatch):
+    (tmp_path / "citewatch.toml").write_text(
+        'concurrency = 8\nper-host = 1\nmax_age = "2h"\nconnect_to = ["a.org:443:127.0.0.1:9443"]\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CITEWATCH_CONCURRENCY", "16")
+    settings, used = config.load()
+    assert used and used.endswith("citewatch.toml")
+    assert settings.net.concurrency == 16  # environment beats the file
+    assert settings.per_host == 1
+    assert settings.max_age == 7200
+    assert settings.net.route("a.org", 443) == ("127.0.0.1", 9443)
+    apply(settings, {"concurrency": 4}, "flags")
+    assert settings.net.concurrency == 4  # flags beat everything
+
+
+def test_tool_citewatch_in_pyproject(tmp_path, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text("[tool.citewatch]\nconfirm_failures = 5\n")
+    monkeypatch.chdir(tmp_path)
+    settings, _ = config.load()
+    assert settings.confirm_failures == 5
+
+
+def test_unknown_keys_are_errors_not_silence():
+    with pytest.raises(ConfigError, match="unknown setting"):
+        apply(Settings(), {"concurency": 3}, "test")
+
+
+def test_archive_keys_only_from_environment_and_not_in_digest(monkeypatch):
+    monkeypatch.setenv("IA_ACCESS_KEY", "ACCESS123")
+    monkeypatch.setenv("IA_SECRET_KEY", "SECRET456")
+    assert config.archive_keys() == ("ACCESS123", "SECRET456")
+    settings = Settings()
+    assert "SECRET456" not in repr(settings) and "SECRET456" not in settings.digest()
