@@ -1,0 +1,254 @@
+"""Turn what a probe saw into an :class:`~citewatch.models.Outcome` (DESIGN §5).
+
+Everything here is a pure function of status codes, headers, titles, text and exceptions, so the
+rules can be unit-tested without a network and read as a specification:
+
+>>> outcome_for_status(404), outcome_for_status(451), outcome_for_status(503)
+(<Outcome.NOT_FOUND: 'not_found'>, <Outcome.BLOCKED: 'blocked'>, <Outcome.SERVER_ERROR: 'server_error'>)
+>>> says_not_found("Page not found – Example"), says_not_found("الصفحة غير موجودة")
+(True, True)
+>>> is_home_path("/index.html"), is_home_path("/news/2019/article")
+(True, False)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import ssl
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import httpcore
+import httpx
+
+from ..models import Outcome
+from ..net import NameResolutionError, PrivateAddressError
+
+#: Statuses that mean "someone refuses to show us the page": we cannot tell whether it exists.
+BLOCKED_STATUSES = frozenset({401, 403, 407, 451, 999})
+#: Statuses worth retrying: the server may answer differently in a moment.
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+PERMANENT_REDIRECTS = frozenset({301, 308})
+#: Outcomes worth retrying (besides the transient statuses).
+TRANSIENT_OUTCOMES = frozenset({Outcome.CONNECT_ERROR, Outcome.TIMEOUT})
+
+
+def outcome_for_status(status: int) -> Outcome:
+    """The outcome of a final (non-redirect) HTTP status, before any content heuristics."""
+    if 200 <= status < 300:
+        return Outcome.OK
+    if status == 404:
+        return Outcome.NOT_FOUND
+    if status == 410:
+        return Outcome.GONE
+    if status in BLOCKED_STATUSES or status == 429:
+        return Outcome.BLOCKED
+    if 400 <= status < 500:
+        return Outcome.CLIENT_ERROR
+    # 5xx, and oddities (1xx, 3xx without a Location) that only a broken server sends.
+    return Outcome.SERVER_ERROR
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def outcome_for_exception(exc: BaseException) -> tuple[Outcome, str]:
+    """Map a failed exchange to (outcome, one-line error text).
+
+    ``connect_error`` covers refused, reset and unreachable connections, over TLS too; ``tls_error``
+    is a failed handshake or certificate check; a server that closes the connection mid-handshake
+    is a connection problem, not a certificate one.
+    """
+    chain = list(_causes(exc))
+    message = _describe(exc)
+    for link in chain:
+        if isinstance(link, PrivateAddressError):
+            return Outcome.SKIPPED, f"private address: {link} (use --allow-private to check it)"
+        if isinstance(link, NameResolutionError):
+            return Outcome.DNS_ERROR, str(link)
+    for link in chain:
+        if isinstance(link, ssl.SSLEOFError | ssl.SSLZeroReturnError | ssl.SSLSyscallError):
+            return Outcome.CONNECT_ERROR, f"connection closed during TLS: {_describe(link)}"
+        if isinstance(link, ssl.SSLError):
+            return Outcome.TLS_ERROR, _describe(link)
+    if any(
+        isinstance(link, httpx.TimeoutException | httpcore.TimeoutException | TimeoutError)
+        for link in chain
+    ):
+        kind = "connect" if isinstance(exc, httpx.ConnectTimeout) else "read"
+        if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+            kind = "total"
+        return Outcome.TIMEOUT, f"{kind} timeout{': ' + message if message else ''}"
+    if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
+        return Outcome.INVALID_URL, message
+    if isinstance(exc, httpx.RemoteProtocolError):
+        if "disconnect" in message.lower() or "closed" in message.lower():
+            return Outcome.CONNECT_ERROR, message
+        return Outcome.SERVER_ERROR, f"protocol error: {message}"
+    if isinstance(exc, httpx.TransportError | OSError | httpcore.NetworkError):
+        return Outcome.CONNECT_ERROR, message
+    return Outcome.CONNECT_ERROR, message
+
+
+def _describe(exc: BaseException) -> str:
+    """The first non-empty message along the cause chain, else the exception's class name."""
+    for link in _causes(exc):
+        text = str(link).strip()
+        if text:
+            return text
+    return type(exc).__name__
+
+
+# -- content heuristics ------------------------------------------------------------------------
+
+_NOT_FOUND = re.compile(
+    r"""
+    \bnot\s+found\b | \b404\b | \bpage\s+(?:does\s+not|doesn[’']t)\s+exist\b
+    | \b(?:no\s+longer|isn[’']t|is\s+not)\s+(?:available|exists?)\b
+    | \b(?:cannot|can[’']t|could\s+not|couldn[’']t)\s+(?:be\s+)?f(?:ou|i)nd\b
+    | \bnothing\s+(?:was\s+)?found\b | \bpage\s+(?:missing|unavailable|removed)\b
+    | الصفحة\s+(?:المطلوبة\s+)?غير\s+موجودة | غير\s+موجود | لم\s+(?:يتم|نتمكن\s+من)\s+العثور
+    | لا\s+توجد\s+(?:صفحة|نتائج) | خطأ\s*404 | الصفحة\s+(?:المطلوبة\s+)?غير\s+متوفرة
+    """,
+    re.IGNORECASE | re.VERBOSE,
+)
+#: A page whose visible text is shorter than this may be judged by its body alone.
+SHORT_BODY_CHARS = 1200
+
+_HOME_PATH = re.compile(
+    r"^/?(?:(?:[a-z]{2}(?:[-_][a-z]{2})?)/?)?(?:(?:index|default|home|main)(?:\.\w{2,5})?)?/?$",
+    re.IGNORECASE,
+)
+_ERROR_PATH = re.compile(
+    r"(?:^|/)(?:404|error|errors|not[-_]?found|page[-_]?not[-_]?found|pagenotfound|missing)"
+    r"(?:\.\w{2,5})?(?:/|$)",
+    re.IGNORECASE,
+)
+
+_BOT_WALL_TITLES = (
+    "just a moment",
+    "attention required! | cloudflare",
+    "checking your browser",
+    "please wait while we verify",
+    "ddos-guard",
+    "verifying you are human",
+    "are you a robot",
+    "human verification",
+)
+_BOT_WALL_MARKERS = (
+    "cf-chl",
+    "cf_chl",
+    "challenge-platform",
+    "captcha-delivery.com",
+    "/_incapsula_resource",
+    "px-captcha",
+    "g-recaptcha",
+)
+
+
+def says_not_found(text: str | None) -> bool:
+    """True if a title or short text says the page does not exist (English and Arabic)."""
+    return bool(text) and _NOT_FOUND.search(text) is not None  # type: ignore[arg-type]
+
+
+def is_home_path(path: str) -> bool:
+    """True for a site's front page: '/', '/index.html', '/en/', '/ar/home' and the like."""
+    return _HOME_PATH.match(path or "/") is not None
+
+
+def is_error_path(path: str) -> bool:
+    """True for a generic error page path such as '/404.html' or '/errors/not-found'."""
+    return _ERROR_PATH.search(path or "") is not None
+
+
+def is_bot_wall(headers: Mapping[str, str], title: str | None, body_head: str) -> bool:
+    """A challenge/CAPTCHA interstitial (Cloudflare, DataDome, PerimeterX…): we were not let in."""
+    if headers.get("cf-mitigated", "").lower() == "challenge":
+        return True
+    lowered_title = (title or "").strip().lower()
+    if any(lowered_title.startswith(t) for t in _BOT_WALL_TITLES):
+        return True
+    lowered = body_head[:20000].lower()
+    return any(marker in lowered for marker in _BOT_WALL_MARKERS)
+
+
+def _site(host: str) -> str:
+    host = host.lower().rstrip(".")
+    return host[4:] if host.startswith("www.") else host
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """What classification needs to know about a 2xx answer."""
+
+    url: str
+    """The URL asked for."""
+    final_url: str
+    status: int
+    title: str | None = None
+    text: str | None = None
+    """Visible text sample."""
+    text_length: int | None = None
+    """Length of the whole visible text (may exceed the sample)."""
+    sha1: str | None = None
+    length: int | None = None
+    redirected: bool = False
+
+
+def soft_404_reason(page: Page) -> str | None:
+    """Why a 2xx page is really a "not found" page, or None. The host-level probe is separate."""
+    asked = httpx.URL(page.url)
+    final = httpx.URL(page.final_url)
+    deep = not is_home_path(asked.path)
+    if page.redirected and deep and _site(final.host) == _site(asked.host):
+        if is_home_path(final.path) and not final.query:
+            return "a deep URL redirected to the site's home page"
+        if is_error_path(final.path):
+            return f"redirected to a generic error page ({final.path})"
+    if page.title and says_not_found(page.title):
+        return f"the page title says not found: {page.title[:80]!r}"
+    short = page.text_length is not None and page.text_length <= SHORT_BODY_CHARS
+    if short and page.text and says_not_found(page.text):
+        return "the short page text says not found"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class HostPrint:
+    """How a host answers a random path that cannot exist (its "not found" page, when it is 2xx)."""
+
+    final_url: str
+    title: str | None
+    sha1: str | None
+    length: int | None
+    redirected: bool
+
+
+def matches_host_print(page: Page, fingerprint: HostPrint) -> bool:
+    """True when ``page`` looks like the page the host serves for paths that do not exist."""
+    if page.sha1 and page.sha1 == fingerprint.sha1:
+        return True
+    if (
+        fingerprint.redirected
+        and page.redirected
+        and _strip_query(page.final_url) == _strip_query(fingerprint.final_url)
+    ):
+        return True
+    same_title = bool(page.title and fingerprint.title) and (
+        page.title.strip() == fingerprint.title.strip()  # type: ignore[union-attr]
+    )
+    if same_title and page.length and fingerprint.length:
+        return 0.8 <= page.length / fingerprint.length <= 1.25
+    return False
+
+
+def _strip_query(url: str) -> str:
+    return url.split("?", 1)[0].split("#", 1)[0]

@@ -1,0 +1,92 @@
+"""Is *our* network up? A run's health decides whether its failures may count against URLs.
+
+Two signals: the canary (``settings.canary_url``, the Wayback endpoint by default — any HTTP answer
+means reachable) and the share of distinct hosts that failed at connection level (timeout, DNS,
+refused/reset, TLS) with no HTTP answer at all:
+
+* canary down and (no host answered, or ≥ 80 % of hosts unreachable) → ``offline``: nothing is judged;
+* canary down but some hosts answer, or > 50 % of hosts unreachable → ``degraded``: connection-level
+  failures do not count towards ``dead``;
+* otherwise ``ok``.
+
+>>> assess(canary_ok=False, answered=0, unreachable=3)
+<NetworkHealth.OFFLINE: 'offline'>
+>>> assess(canary_ok=True, answered=9, unreachable=1)
+<NetworkHealth.OK: 'ok'>
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..models import CONNECTION_FAILURES, NetworkHealth, Outcome
+
+OFFLINE_SHARE = 0.8
+DEGRADED_SHARE = 0.5
+#: After this many connection-level failures in a row, the canary is asked again.
+SUSPICION_STREAK = 20
+
+
+def assess(canary_ok: bool, answered: int, unreachable: int) -> NetworkHealth:
+    """The health rule above, from the canary and host counts."""
+    total = answered + unreachable
+    share = unreachable / total if total else 0.0
+    if not canary_ok:
+        if answered == 0 or share >= OFFLINE_SHARE:
+            return NetworkHealth.OFFLINE
+        return NetworkHealth.DEGRADED
+    if share > DEGRADED_SHARE:
+        return NetworkHealth.DEGRADED
+    return NetworkHealth.OK
+
+
+@dataclass(slots=True)
+class HealthMonitor:
+    """Collects per-host evidence during a run."""
+
+    canary_url: str
+    canary_ok: bool = True
+    canary_error: str | None = None
+    _answered: set[str] = field(default_factory=set)
+    _failed: set[str] = field(default_factory=set)
+    streak: int = 0
+    """Connection-level failures in a row (any HTTP answer resets it)."""
+
+    def observe(self, host: str, outcome: Outcome, got_answer: bool) -> None:
+        """Record one probe's result for ``host``. Policy skips and bad URLs say nothing."""
+        if got_answer:
+            self._answered.add(host)
+            self._failed.discard(host)
+            self.streak = 0
+        elif outcome in CONNECTION_FAILURES:
+            if host not in self._answered:
+                self._failed.add(host)
+            self.streak += 1
+
+    @property
+    def answered(self) -> int:
+        return len(self._answered)
+
+    @property
+    def unreachable(self) -> int:
+        return len(self._failed)
+
+    @property
+    def status(self) -> NetworkHealth:
+        return assess(self.canary_ok, self.answered, self.unreachable)
+
+    @property
+    def suspicious(self) -> bool:
+        """Enough failures in a row that the canary should be asked again."""
+        return self.streak >= SUSPICION_STREAK
+
+    def explain(self) -> str:
+        """One line for the user: why the run is offline or degraded."""
+        total = self.answered + self.unreachable
+        canary = (
+            f"the canary {self.canary_url} is reachable"
+            if self.canary_ok
+            else f"the canary {self.canary_url} is unreachable"
+            + (f" ({self.canary_error})" if self.canary_error else "")
+        )
+        return f"{canary}; {self.unreachable} of {total} hosts unreachable"

@@ -1,0 +1,364 @@
+"""One ``check`` run: plan, ask the canary, probe politely, record every probe, then judge.
+
+The order matters for honesty and resumability:
+
+1. **Plan** — every currently cited URL once (however many profiles cite it); ignored URLs are
+   listed but not probed; URLs with evidence younger than ``max_age`` are skipped unless
+   ``check_all`` (so a killed run resumes where it stopped).
+2. **Canary** — if it is down, a handful of hosts are probed first; if they are unreachable too the
+   run is ``offline`` and stops there instead of hammering thousands of URLs into timeouts.
+3. **Probe** — each check is committed as soon as it completes. A long streak of connection
+   failures makes us ask the canary again; if it has gone, probing stops (fail fast).
+4. **Judge** — unless offline, verdicts are recomputed from the whole history of every cited URL
+   (self-healing after a killed run), in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from ..config import Settings
+from ..models import NetworkHealth, Outcome, ProbeResult, Verdict
+from ..net import make_client
+from ..progress import Reporter
+from ..store import Store
+from ..verdict import Decision, Policy, counts, decide
+from .health import HealthMonitor
+from .probe import Prober, iso
+from .scheduler import Scheduler
+
+#: Hosts probed before giving up when the canary is down.
+SAMPLE_HOSTS = 5
+
+
+@dataclass
+class CheckRunResult:
+    """Everything the CLI needs to print and exit with."""
+
+    run_id: int
+    network: str
+    """ok | degraded | offline"""
+    started: str
+    finished: str
+    urls: list[dict[str, Any]]
+    """One item per URL probed (or ignored) in this run, in the store's URL order."""
+    summary: dict[str, int]
+    """Count of all currently cited URLs by verdict."""
+    probed: int
+    skipped_fresh: int
+    exit_code: int
+    """0 nothing broken; 1 a cited URL is dead; 3 offline (nothing judged)."""
+    message: str | None = None
+    ignored: int = 0
+    verdicts_changed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A URL to probe."""
+
+    url_id: int
+    url: str
+    host: str
+
+
+@dataclass(slots=True)
+class Plan:
+    """What this run will do with each cited URL."""
+
+    targets: list[Target] = field(default_factory=list)
+    ignored: list[tuple[dict[str, Any], str]] = field(default_factory=list)
+    fresh: int = 0
+
+
+def ignore_reason(url: str, patterns: Iterable[str], rules: dict[str, str]) -> str | None:
+    """Why ``url`` must not be probed (config glob or a stored ignore rule), or None."""
+    if url in rules:
+        return rules[url] or "ignore rule"
+    for pattern in patterns:
+        if fnmatch.fnmatchcase(url, pattern):
+            return f"matches ignore pattern {pattern!r}"
+    return None
+
+
+def fresh_url_ids(store: Store, since: datetime) -> set[int]:
+    """URLs with a check that counts as evidence made at or after ``since``."""
+    rows = store.db.query(
+        "SELECT c.url_id, c.outcome, c.network, r.network AS run_network FROM checks c"
+        " JOIN runs r ON r.id = c.run_id WHERE c.checked_at >= ?",
+        [iso(since)],
+    )
+    return {row["url_id"] for row in rows if counts(row)}
+
+
+def plan_run(
+    store: Store, settings: Settings, now: datetime, only_urls: list[str] | None
+) -> tuple[Plan, list[dict[str, Any]]]:
+    """Sort the cited URLs into targets, ignored and fresh; also returns the URL rows."""
+    rows = list(store.cited_urls())
+    if only_urls is not None:
+        wanted = set(only_urls)
+        rows = [row for row in rows if row["url"] in wanted]
+    rules = store.ignored()
+    fresh = set() if settings.check_all else fresh_url_ids(store, now - _age(settings))
+    plan = Plan()
+    for row in rows:
+        reason = ignore_reason(row["url"], settings.ignore, rules)
+        if reason is not None:
+            plan.ignored.append((row, reason))
+        elif row["id"] in fresh:
+            plan.fresh += 1
+        else:
+            plan.targets.append(Target(row["id"], row["url"], row["host"] or ""))
+    return plan, rows
+
+
+def _age(settings: Settings) -> timedelta:
+    return timedelta(seconds=max(0.0, settings.max_age))
+
+
+def _item(target: Target, result: ProbeResult) -> dict[str, Any]:
+    return {
+        "url": target.url,
+        "outcome": str(result.outcome),
+        "status": result.status,
+        "final_url": result.final_url,
+        "verdict": None,
+        "confirmed": None,
+        "checked_at": result.checked_at,
+        "elapsed_ms": result.elapsed_ms,
+        "error": result.error,
+        "moved_to": None,
+        "title": result.title,
+        "attempts": result.attempts,
+        "_id": target.url_id,
+    }
+
+
+def _ignored_item(row: dict[str, Any], reason: str) -> dict[str, Any]:
+    return {
+        "url": row["url"],
+        "outcome": str(Outcome.SKIPPED),
+        "status": None,
+        "final_url": None,
+        "verdict": None,
+        "confirmed": None,
+        "checked_at": None,
+        "elapsed_ms": None,
+        "error": f"ignored: {reason}",
+        "moved_to": None,
+        "title": None,
+        "attempts": 0,
+        "_id": row["id"],
+    }
+
+
+def _histories(store: Store) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    rows = store.db.query(
+        "SELECT c.url_id, c.outcome, c.checked_at, c.final_url, c.permanent_redirect, c.network,"
+        " r.network AS run_network FROM checks c JOIN runs r ON r.id = c.run_id"
+        " WHERE c.url_id IN (SELECT ci.url_id FROM citations ci WHERE ci.superseded_run IS NULL)"
+        " ORDER BY c.url_id, c.checked_at, c.id"
+    )
+    for url_id, group in itertools.groupby(rows, key=lambda row: row["url_id"]):
+        yield url_id, list(group)
+
+
+def apply_verdicts(
+    store: Store,
+    run_id: int,
+    policy: Policy,
+    current: dict[int, dict[str, Any]],
+    keep: set[int] = frozenset(),  # type: ignore[assignment]
+) -> int:
+    """Recompute every cited URL's verdict from its history; store the changed ones. Returns count."""
+    changed = 0
+    with store.transaction():
+        for url_id, history in _histories(store):
+            row = current.get(url_id)
+            if row is None or url_id in keep:
+                continue
+            decision: Decision = decide(history, policy)
+            if decision.verdict is Verdict.UNCHECKED:
+                continue
+            if (
+                row["verdict"] == decision.verdict
+                and bool(row["confirmed"]) == decision.confirmed
+                and row["moved_to"] == decision.moved_to
+                and row["verdict_since"]
+            ):
+                continue
+            store.set_verdict(
+                url_id, run_id, str(decision.verdict), decision.confirmed, decision.moved_to
+            )
+            changed += 1
+    return changed
+
+
+async def run_check(
+    store: Store,
+    run_id: int,
+    settings: Settings,
+    reporter: Reporter,
+    only_urls: list[str] | None = None,
+    *,
+    now: Callable[[], datetime] | None = None,
+    client: httpx.AsyncClient | None = None,
+) -> CheckRunResult:
+    """Probe the cited URLs, record every probe, set the run's network health and the verdicts.
+
+    ``now`` (for tests) replaces the clock used for check timestamps and freshness; ``client``
+    replaces the client made by :func:`citewatch.net.make_client`. Does not finish the run.
+    """
+    clock = now or (lambda: datetime.now(UTC))
+    started = iso(clock())
+    plan, _ = plan_run(store, settings, clock(), only_urls)
+    items: list[dict[str, Any]] = [_ignored_item(row, reason) for row, reason in plan.ignored]
+    monitor = HealthMonitor(settings.canary_url)
+    stopped_after: int | None = None
+    reporter.stage("check", len(plan.targets))
+    if plan.targets:
+        own_client = client is None
+        active = client or make_client(
+            settings.net, max_connections=max(settings.net.concurrency, 1) + 8
+        )
+        try:
+            stopped_after = await _probe_all(
+                store, run_id, settings, reporter, plan.targets, active, monitor, clock, items
+            )
+        finally:
+            if own_client:
+                await active.aclose()
+    network = monitor.status if plan.targets else NetworkHealth.OK
+    store.update_run(run_id, network=str(network))
+    changed = 0
+    current = {row["id"]: row for row in store.cited_urls()}
+    if network is not NetworkHealth.OFFLINE:
+        keep = {row["id"] for row, _ in plan.ignored}
+        changed = apply_verdicts(store, run_id, Policy.from_settings(settings), current, keep)
+        if changed:
+            current = {row["id"]: row for row in store.cited_urls()}
+    summary: dict[str, int] = {str(v): 0 for v in Verdict}
+    for row in current.values():
+        summary[row["verdict"] or str(Verdict.UNCHECKED)] += 1
+    order = {url_id: position for position, url_id in enumerate(current)}
+    items.sort(key=lambda item: order.get(item["_id"], len(order)))
+    for item in items:
+        row = current.get(item.pop("_id"))
+        if row is not None:
+            item["verdict"] = row["verdict"]
+            item["confirmed"] = bool(row["confirmed"])
+            item["moved_to"] = row["moved_to"]
+    if network is NetworkHealth.OFFLINE:
+        exit_code = 3
+    elif summary.get(str(Verdict.DEAD), 0):
+        exit_code = 1
+    else:
+        exit_code = 0
+    message = _message(network, monitor, stopped_after, len(plan.targets))
+    if message:
+        reporter.note(message)
+    return CheckRunResult(
+        run_id=run_id,
+        network=str(network),
+        started=started,
+        finished=iso(clock()),
+        urls=items,
+        summary=summary,
+        probed=sum(1 for item in items if item["attempts"]),
+        skipped_fresh=plan.fresh,
+        exit_code=exit_code,
+        message=message,
+        ignored=len(plan.ignored),
+        verdicts_changed=changed,
+    )
+
+
+def _message(
+    network: NetworkHealth, monitor: HealthMonitor, stopped_after: int | None, total: int
+) -> str | None:
+    stopped = (
+        f"; stopped after probing {stopped_after} of {total} URLs (the rest are checked next run)"
+        if stopped_after is not None and stopped_after < total
+        else ""
+    )
+    if network is NetworkHealth.OFFLINE:
+        return f"network unavailable: {monitor.explain()}; nothing was judged{stopped}"
+    if network is NetworkHealth.DEGRADED:
+        return (
+            f"network degraded: {monitor.explain()}; connection failures were not counted "
+            f"against URLs{stopped}"
+        )
+    return None
+
+
+async def _probe_all(
+    store: Store,
+    run_id: int,
+    settings: Settings,
+    reporter: Reporter,
+    targets: list[Target],
+    client: httpx.AsyncClient,
+    monitor: HealthMonitor,
+    clock: Callable[[], datetime],
+    items: list[dict[str, Any]],
+) -> int | None:
+    """Probe ``targets``; returns how many were probed if the run stopped early, else None."""
+    scheduler: Scheduler[Target] = Scheduler(
+        settings.net.concurrency, settings.per_host, settings.host_interval
+    )
+    prober = Prober(client, scheduler, settings, now=clock)
+    monitor.canary_ok, monitor.canary_error = await prober.reachable(settings.canary_url)
+    provisional = NetworkHealth.OK if monitor.canary_ok else NetworkHealth.DEGRADED
+    store.update_run(run_id, network=str(provisional))
+    probed = 0
+    rechecking: asyncio.Task[None] | None = None
+
+    async def recheck_canary() -> None:
+        ok, error = await prober.reachable(settings.canary_url)
+        monitor.streak = 0
+        if not ok:
+            monitor.canary_ok, monitor.canary_error = False, error
+            reporter.note(f"the canary {settings.canary_url} stopped answering; stopping")
+            scheduler.stop()
+
+    async def work(target: Target) -> None:
+        nonlocal probed, rechecking
+        result = await prober.probe(target.url)
+        monitor.observe(target.host, result.outcome, result.status is not None)
+        health = provisional if monitor.canary_ok else NetworkHealth.DEGRADED
+        store.record_check(run_id, target.url_id, result, str(health))
+        items.append(_item(target, result))
+        probed += 1
+        reporter.advance()
+        if monitor.suspicious and monitor.canary_ok and (rechecking is None or rechecking.done()):
+            rechecking = asyncio.create_task(recheck_canary())
+
+    remaining: Iterable[Target] = targets
+    if not monitor.canary_ok:
+        sample: dict[str, Target] = {}
+        for target in targets:
+            sample.setdefault(target.host, target)
+            if len(sample) >= SAMPLE_HOSTS:
+                break
+        reporter.note(
+            f"the canary {settings.canary_url} is unreachable ({monitor.canary_error}); "
+            f"probing {len(sample)} hosts before going on"
+        )
+        await scheduler.run(((t.host, t) for t in sample.values()), work)
+        if monitor.status is NetworkHealth.OFFLINE:
+            return probed
+        chosen = {t.url_id for t in sample.values()}
+        remaining = [t for t in targets if t.url_id not in chosen]
+    await scheduler.run(((t.host, t) for t in remaining), work)
+    if rechecking is not None:
+        await rechecking
+    return probed if scheduler.stopped else None
