@@ -145,6 +145,17 @@ class Record:
     """Requests in flight to this host when this one arrived (itself included)."""
 
 
+def STANDARD_HOSTS() -> dict[str, Host]:  # noqa: N802 - reads as a constant
+    """Hosts with host-wide behaviour; every other name gets the plain path language."""
+    return {
+        "expired.test": Host(tls="expired"),
+        "wrong.test": Host(tls="wrong_host"),
+        "closed.test": Host(closed=True),
+        "soft.test": Host(soft404=True),
+        "hang.test": Host(hang=True),
+    }
+
+
 def page(title: str, text: str, extra_head: str = "") -> bytes:
     """A small, valid HTML page."""
     return (
