@@ -68,6 +68,8 @@ class HeadersTooLarge(Exception):
 
 async def read_capped(response: httpx.Response, cap: int) -> tuple[bytes, bool]:
     """Read at most ``cap`` decoded bytes; (body, read whole). Stops early on an endless body."""
+    if response.is_stream_consumed:  # already in memory (e.g. a MockTransport response)
+        return response.content[:cap], len(response.content) <= cap
     encoding = response.headers.get("content-encoding", "identity").strip().lower()
     if encoding in ("gzip", "x-gzip"):
         decoder: zlib._Decompress | None = zlib.decompressobj(16 + zlib.MAX_WBITS)

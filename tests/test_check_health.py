@@ -1,0 +1,80 @@
+"""Network health: the canary plus the share of hosts unreachable; fail fast when offline."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import pytest
+from support.checking import seed
+
+from citewatch.check.health import HealthMonitor, assess
+from citewatch.check.runner import run_check
+from citewatch.config import Settings
+from citewatch.models import NetworkHealth, Outcome
+from citewatch.progress import NullReporter
+from citewatch.store import Store
+
+
+@pytest.mark.parametrize(
+    ("canary", "answered", "unreachable", "health"),
+    [
+        (True, 10, 0, NetworkHealth.OK),
+        (True, 5, 5, NetworkHealth.OK),
+        (True, 4, 6, NetworkHealth.DEGRADED),
+        (True, 0, 0, NetworkHealth.OK),
+        (False, 0, 0, NetworkHealth.OFFLINE),
+        (False, 0, 5, NetworkHealth.OFFLINE),
+        (False, 2, 8, NetworkHealth.OFFLINE),
+        (False, 3, 7, NetworkHealth.DEGRADED),
+        (False, 10, 0, NetworkHealth.DEGRADED),
+    ],
+)
+def test_assess(canary: bool, answered: int, unreachable: int, health: NetworkHealth) -> None:
+    assert assess(canary, answered, unreachable) is health
+
+
+def test_monitor_counts_hosts_not_urls() -> None:
+    monitor = HealthMonitor("https://canary.test/")
+    for _ in range(5):
+        monitor.observe("down.test", Outcome.TIMEOUT, got_answer=False)
+    monitor.observe("up.test", Outcome.NOT_FOUND, got_answer=True)
+    monitor.observe("flaky.test", Outcome.CONNECT_ERROR, got_answer=False)
+    monitor.observe("flaky.test", Outcome.OK, got_answer=True)  # answered once: reachable
+    monitor.observe("private.test", Outcome.SKIPPED, got_answer=False)  # says nothing
+    assert (monitor.answered, monitor.unreachable) == (2, 1)
+    assert monitor.status is NetworkHealth.OK and monitor.streak == 0
+    assert "1 of 3 hosts unreachable" in monitor.explain()
+
+
+def test_losing_the_network_mid_run_stops_probing(tmp_path: Path) -> None:
+    """Ten hosts answer, then the wire goes dead (canary too): the run stops instead of
+    timing out on every remaining URL, and counts as degraded (not judged on connection failures)."""
+    answered = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal answered
+        if request.url.host == "canary.test" and answered == 0:
+            return httpx.Response(200)
+        if answered < 10 and request.url.host != "canary.test":
+            answered += 1
+            return httpx.Response(200, content=b"<title>fine</title>")
+        raise httpx.ConnectError("network is unreachable")
+
+    store = Store.open(tmp_path / "db.sqlite")
+    urls = [f"https://host{i}.test/" for i in range(200)]
+    seed(store, urls)
+    settings = Settings(retries=0, backoff=0.0, canary="https://canary.test/", per_host=1)
+    settings.net.concurrency = 1
+
+    async def go() -> object:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            run_id = store.begin_run("check")
+            return await run_check(store, run_id, settings, NullReporter(), client=client)
+
+    result = asyncio.run(go())
+    assert result.probed < 40  # 10 answers + a streak of 20 failures, then the canary is asked
+    assert result.network == "degraded" and "stopped after probing" in result.message
+    summary = result.summary
+    assert summary["alive"] == 10 and summary["failing"] == 0 and summary["dead"] == 0
