@@ -1,0 +1,563 @@
+"""``citewatch fix``: rewrite a profile's broken links to their best archived copy, as a reviewable diff.
+
+Works from the database alone (no network). For each current citation of the profile whose URL is
+``dead`` (confirmed or one-shot) the replacement is the best snapshot's replay URL
+(``{wayback}/web/<timestamp>/<original>``); with ``include_moved`` each ``moved`` URL gets its new
+location. Citations that are themselves archive links, ignored URLs and URLs with no usable 2xx
+snapshot are never guessed at (the last are listed in ``unresolved``).
+
+Safety rules, each one a reason this module exists rather than a search-and-replace:
+
+- **Only the cited URL changes.** The edit happens at the citation's recorded line and column, and only
+  after checking that its ``raw`` text is there and that the URL inside it resolves (against the
+  profile's base URL) to the cited URL. Anything else is reported as unresolved, never guessed.
+- **Format-aware.** Markdown link targets, autolinks, bare URLs, the seed's text format (``[t \\(u\\)](u)``,
+  ``name (/path)``) and HTML attributes are rewritten in place; in HTML profiles a dead link keeps its
+  ``href`` and gains Robust Links attributes (``data-originalurl``, ``data-versionurl``,
+  ``data-versiondate``) instead.
+- **Idempotent.** The database still describes the file as scanned, so a site already carrying our
+  rewrite is recognised (any known 2xx capture of the URL, or its new location) and left alone; planning
+  again after ``--write`` gives an empty diff.
+- **Refuses stale files.** If the file's sha256 differs from the scanned one, the plan reverts our own
+  rewrites in memory; only if that does not reproduce the scanned bytes has the file changed in other
+  ways, and :func:`write_fix` raises :class:`FixRefused` (rescan first).
+
+>>> _line_starts("a\\nbc\\n")
+[0, 2, 5]
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import html
+import os
+import re
+import tempfile
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .archive.choose import best_snapshot, days_from_citation
+from .models import BROKEN_VERDICTS, Verdict
+from .store import Store
+from .urls import InvalidURL, resolve, unwrap_wayback, wayback_replay_url
+
+ENCODING = "utf-8"
+_ERRORS = "surrogateescape"  # byte-exact round trip even for files that are not valid UTF-8
+
+_ATTR = re.compile(
+    r"""\b(?:href|src)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'<>`=]+))""", re.IGNORECASE
+)
+_AUTOLINK = re.compile(r"<([A-Za-z][A-Za-z0-9+.-]{1,31}:[^<>\s]*)>")
+_TOKEN = re.compile(r"[^\s()<>\"'\[\]{}|\\^`]+")
+_URLISH = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*:|/)")
+_MD_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
+_DECORATION = re.compile(
+    r'\s+data-originalurl="[^"]*"\s+data-versionurl="[^"]*"\s+data-versiondate="[^"]*"',
+    re.IGNORECASE,
+)
+_HAS_VERSION = re.compile(r"\bdata-versionurl\s*=", re.IGNORECASE)
+
+
+class FixRefused(Exception):
+    """The profile changed since it was scanned, in ways other than citewatch's own rewrite."""
+
+
+class ProfileNotScanned(LookupError):
+    """The profile is not in the database (run ``citewatch scan`` first)."""
+
+
+@dataclass
+class FixResult:
+    """A planned rewrite of one profile."""
+
+    profile: str
+    """The profile's path as stored in the database."""
+    diff: str
+    """Unified diff of the rewrite ('' when there is nothing to change)."""
+    replaced: list[dict[str, Any]]
+    """One entry per rewritten citation: line, column, url, replacement, kind, mode, snapshot."""
+    unresolved: list[dict[str, Any]]
+    """Broken (or moved) citations left alone, each with the reason."""
+    new_text: str | None
+    """The rewritten file, or None when nothing changes."""
+    already_fixed: list[dict[str, Any]] = field(default_factory=list)
+    """Citations whose site already carries the rewrite (from an earlier ``--write``)."""
+    source_sha256: str = ""
+    """sha256 of the bytes the plan was made from (write_fix refuses if the file moved on)."""
+    refused: str | None = None
+    """Why writing is refused (the file changed beyond our rewrite), or None."""
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    row: Mapping[str, Any]
+    replacement: str
+    kind: str
+    """``snapshot`` or ``moved``."""
+    fixed_forms: tuple[str, ...]
+    """Every string an earlier rewrite of this URL may have left (longest first)."""
+    snapshot: Mapping[str, Any] | None
+
+
+@dataclass
+class _Site:
+    start: int
+    end: int
+    edits: list[tuple[int, int, str]]
+    """(start, end, text) edits in the current text; empty when already fixed."""
+    reverts: list[tuple[int, int, str]]
+    """Edits that would turn an already-fixed site back into the scanned text."""
+
+
+def _line_starts(text: str) -> list[int]:
+    return [0] + [m.end() for m in re.finditer("\n", text)]
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _profile_row(store: Store, path: Path) -> dict[str, Any] | None:
+    """The profile as stored: by the path as given, else by the same file's absolute path."""
+    for key in (path.as_posix(), str(path)):
+        row = store.profile_row(key)
+        if row:
+            return row
+    target = path.resolve()
+    for row in store.query("SELECT * FROM profiles"):
+        if Path(row["path"]).resolve() == target:
+            return row
+    return None
+
+
+def _web(url: str | None) -> bool:
+    return bool(url) and str(url).lower().startswith(("http://", "https://"))
+
+
+def _with_fragment(url: str, fragment: str | None) -> str:
+    return f"{url}#{fragment}" if fragment and "#" not in url else url
+
+
+def _replay(snapshot: Mapping[str, Any], url: str, wayback_url: str) -> str:
+    return wayback_replay_url(
+        str(snapshot["timestamp"]), snapshot.get("original") or url, wayback_url
+    )
+
+
+def _ok(snapshot: Mapping[str, Any]) -> bool:
+    try:
+        return 200 <= int(snapshot.get("status")) < 300  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
+def _candidates(
+    store: Store, rows: Sequence[Mapping[str, Any]], include_moved: bool, wayback_url: str
+) -> tuple[list[_Candidate], list[dict[str, Any]]]:
+    ignored = store.ignored()
+    candidates, unresolved = [], []
+    snapshot_cache: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        url, verdict = row["url"], row["verdict"]
+        if not url or row["skip_reason"] or url in ignored:
+            continue
+        if row["archived_timestamp"] or unwrap_wayback(row["cited_url"] or ""):
+            continue  # already an archive link: never rewritten
+        fragment = row["fragment"] or ""
+        if row["url_id"] not in snapshot_cache:
+            snapshot_cache[row["url_id"]] = store.snapshots_for(row["url_id"])
+        snaps = snapshot_cache[row["url_id"]]
+        fixed = {_with_fragment(_replay(s, url, wayback_url), fragment) for s in snaps if _ok(s)}
+        if row["moved_to"]:
+            fixed.add(_with_fragment(row["moved_to"], fragment))
+        forms = tuple(sorted(fixed, key=len, reverse=True))
+        if verdict in BROKEN_VERDICTS:
+            best = best_snapshot(snaps, row["published"])
+            if best is None:
+                unresolved.append(
+                    _entry(row, "no usable 2xx snapshot (try `citewatch archive --save`)")
+                )
+                continue
+            replacement = _with_fragment(_replay(best, url, wayback_url), fragment)
+            candidates.append(_Candidate(row, replacement, "snapshot", forms, best))
+        elif include_moved and verdict == Verdict.MOVED:
+            if not _web(row["moved_to"]):
+                unresolved.append(_entry(row, "moved, but the new location is not an http(s) URL"))
+                continue
+            replacement = _with_fragment(row["moved_to"], fragment)
+            candidates.append(_Candidate(row, replacement, "moved", forms, None))
+    return candidates, unresolved
+
+
+def _entry(row: Mapping[str, Any], reason: str) -> dict[str, Any]:
+    return {
+        "line": row["line"],
+        "column": row["col"],
+        "url": row["cited_url"] or row["url"],
+        "verdict": row["verdict"],
+        "reason": reason,
+    }
+
+
+# -- locating the URL inside a citation's raw text --------------------------------------------------
+
+
+def _balanced_group(raw: str) -> tuple[int, int] | None:
+    """Span of the contents of the parenthesised group that ends ``raw`` (markdown destination)."""
+    if not raw.endswith(")"):
+        return None
+    depth = 0
+    for i in range(len(raw) - 1, -1, -1):
+        ch = raw[i]
+        if i > 0 and raw[i - 1] == "\\":
+            continue
+        if ch == ")":
+            depth += 1
+        elif ch == "(":
+            depth -= 1
+            if depth == 0:
+                return i + 1, len(raw) - 1
+    return None
+
+
+def _destination_spans(raw: str) -> list[tuple[int, int]]:
+    """Every span of ``raw`` that could be the URL as written, most specific first."""
+    spans: list[tuple[int, int]] = []
+    group = _balanced_group(raw)
+    if group:
+        start, end = group
+        inner = raw[start:end]
+        lead = len(inner) - len(inner.lstrip())
+        body = inner.strip()
+        if body.startswith("<") and ">" in body:
+            spans.append((start + lead + 1, start + lead + body.index(">")))
+        elif body:
+            spans.append((start + lead, start + lead + len(body.split()[0])))
+    for m in _ATTR.finditer(raw):
+        index = next(i for i in (1, 2, 3) if m.group(i) is not None)
+        spans.append((m.start(index), m.end(index)))
+    for m in _AUTOLINK.finditer(raw):
+        spans.append((m.start(1), m.end(1)))
+    stripped = raw.strip()
+    if stripped and not any(ch.isspace() for ch in stripped):
+        lead = len(raw) - len(raw.lstrip())
+        spans.append((lead, lead + len(stripped)))  # the raw text is the URL itself
+    # URL-looking words inside a larger raw text (the seed's "[t \(u\)](u)" echo, a bare URL):
+    # only absolute URLs and root-relative paths, never a plain word that happens to resolve.
+    spans.extend((m.start(), m.end()) for m in _TOKEN.finditer(raw) if _URLISH.match(m.group()))
+    return spans
+
+
+def _resolves_to(text: str, base: str | None, wanted: set[str]) -> bool:
+    for variant in {text, html.unescape(text), _MD_ESCAPE.sub(r"\1", text)}:
+        try:
+            if resolve(variant, base).url in wanted:
+                return True
+        except InvalidURL:
+            continue
+    return False
+
+
+def url_spans(raw: str, base: str | None, wanted: set[str]) -> list[tuple[int, int]]:
+    """Non-overlapping spans of ``raw`` holding the cited URL (the link target and any echo of it)."""
+    matching = [s for s in _destination_spans(raw) if _resolves_to(raw[s[0] : s[1]], base, wanted)]
+    chosen: list[tuple[int, int]] = []
+    for span in sorted(set(matching), key=lambda s: (s[0], -(s[1] - s[0]))):
+        if not chosen or span[0] >= chosen[-1][1]:
+            chosen.append(span)
+    return chosen
+
+
+def _wanted(row: Mapping[str, Any]) -> set[str]:
+    """The normalised URL(s) the raw text must resolve to."""
+    return {u.partition("#")[0] for u in (row["cited_url"], row["url"]) if u}
+
+
+# -- matching a citation's site in the current text --------------------------------------------------
+
+
+def _match_replace(
+    text: str, pos: int, raw: str, spans: Sequence[tuple[int, int]], cand: _Candidate
+) -> _Site | None:
+    """The site of ``raw`` at ``pos``, each URL span either as scanned or already rewritten."""
+    p, last = pos, 0
+    edits, reverts = [], []
+    for start, end in spans:
+        piece = raw[last:start]
+        if not text.startswith(piece, p):
+            return None
+        p += len(piece)
+        original = raw[start:end]
+        fixed = next((f for f in cand.fixed_forms if text.startswith(f, p)), None)
+        if fixed is not None:
+            reverts.append((p, p + len(fixed), original))
+            p += len(fixed)
+        elif text.startswith(original, p):
+            edits.append((p, p + len(original), cand.replacement))
+            p += len(original)
+        else:
+            return None
+        last = end
+    tail = raw[last:]
+    if not text.startswith(tail, p):
+        return None
+    return _Site(pos, p + len(tail), edits, reverts)
+
+
+def _tag_bounds(text: str, inside: int) -> tuple[int, int] | None:
+    """(start of '<', index of the closing '>') of the start tag around ``inside``."""
+    start = text.rfind("<", 0, inside + 1)
+    if start < 0:
+        return None
+    quote = None
+    for i in range(start + 1, len(text)):
+        ch = text[i]
+        if quote:
+            if ch == quote:
+                quote = None
+        elif ch in "\"'":
+            quote = ch
+        elif ch == ">":
+            return start, i
+        elif ch == "<":
+            return None
+    return None
+
+
+def _match_decorate(
+    text: str, pos: int, raw: str, spans: Sequence[tuple[int, int]], cand: _Candidate, date: str
+) -> _Site | None:
+    """The site of an HTML link at ``pos``: its start tag gets (or already has) Robust Links."""
+    # Our decoration sits just before the tag's '>', which may be inside ``raw``: match around it.
+    close_in_raw = _tag_bounds(raw, spans[0][0])
+    head = raw[: close_in_raw[1]] if close_in_raw else raw
+    if not text.startswith(head, pos):
+        return None
+    bounds = _tag_bounds(text, pos + spans[0][0])
+    if bounds is None:
+        return None
+    tag_start, close = bounds
+    insert_at = close - 1 if text[close - 1] == "/" else close
+    tag = text[tag_start:close]
+    if _HAS_VERSION.search(tag):
+        found = _DECORATION.search(tag)
+        reverts = [(tag_start + found.start(), tag_start + found.end(), "")] if found else []
+        extra = found.end() - found.start() if found else 0
+        end = pos + len(raw) + (extra if close_in_raw else 0)
+        if close_in_raw and not text.startswith(raw[close_in_raw[1] :], close):
+            return None
+        return _Site(pos, end, [], reverts)
+    if close_in_raw and not text.startswith(raw[close_in_raw[1] :], close):
+        return None
+    original = cand.row["cited_url"] or cand.row["url"]
+    decoration = (
+        f' data-originalurl="{html.escape(original, quote=True)}"'
+        f' data-versionurl="{html.escape(cand.replacement, quote=True)}"'
+        f' data-versiondate="{date}"'
+    )
+    return _Site(pos, pos + len(raw), [(insert_at, insert_at, decoration)], [])
+
+
+def _version_date(snapshot: Mapping[str, Any] | None) -> str:
+    ts = str(snapshot["timestamp"]) if snapshot else ""
+    return f"{ts[0:4]}-{ts[4:6]}-{ts[6:8]}" if len(ts) >= 8 else ts
+
+
+def _find_site(
+    text: str,
+    starts: Sequence[int],
+    cand: _Candidate,
+    spans: Sequence[tuple[int, int]],
+    shift: int,
+    decorate: bool,
+) -> _Site | None:
+    row = cand.row
+    raw = row["raw"]
+    line = row["line"]
+    if not 1 <= line <= len(starts):
+        return None
+    line_start = starts[line - 1]
+    line_end = starts[line] if line < len(starts) else len(text)
+
+    def at(pos: int) -> _Site | None:
+        if decorate:
+            return _match_decorate(text, pos, raw, spans, cand, _version_date(cand.snapshot))
+        return _match_replace(text, pos, raw, spans, cand)
+
+    if row["col"]:
+        site = at(line_start + row["col"] - 1 + shift)
+        if site:
+            return site
+    # Column units can differ between readers (tabs, a BOM): accept the site only if it is the one
+    # and only place on the recorded line where this citation's text stands.
+    first = spans[0]
+    needles = {raw[: first[1]]}
+    if not decorate:
+        needles |= {raw[: first[0]] + f for f in cand.fixed_forms}
+    positions = set()
+    for needle in needles:
+        p = text.find(needle, line_start, line_end)
+        while p != -1:
+            positions.add(p)
+            p = text.find(needle, p + 1, line_end)
+    found = [site for p in sorted(positions) if (site := at(p)) is not None]
+    return found[0] if len(found) == 1 else None
+
+
+# -- planning and writing -----------------------------------------------------------------------------
+
+
+def _apply(text: str, edits: Sequence[tuple[int, int, str]]) -> str:
+    for start, end, new in sorted(edits, key=lambda e: (e[0], e[1]), reverse=True):
+        text = text[:start] + new + text[end:]
+    return text
+
+
+def _lines(text: str) -> list[str]:
+    """Lines split on ``\n`` only (``str.splitlines`` also splits on form feeds, U+2028…)."""
+    return re.findall(r"[^\n]*\n|[^\n]+$", text)
+
+
+def unified_diff(old: str, new: str, path: str) -> str:
+    """A ``git apply``-able unified diff (with the "No newline at end of file" marker)."""
+    lines = difflib.unified_diff(
+        _lines(old),
+        _lines(new),
+        fromfile=f"a/{path.lstrip('/')}",
+        tofile=f"b/{path.lstrip('/')}",
+    )
+    out = []
+    for line in lines:
+        out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+    return "".join(out)
+
+
+def plan_fix(
+    store: Store,
+    profile_path: Path,
+    *,
+    include_moved: bool = False,
+    wayback_url: str = "https://web.archive.org",
+) -> FixResult:
+    """Plan the rewrite of one profile from the database; reads the file, writes nothing."""
+    profile_path = Path(profile_path)
+    profile = _profile_row(store, profile_path)
+    if profile is None:
+        raise ProfileNotScanned(f"{profile_path} has not been scanned (run `citewatch scan` first)")
+    data = profile_path.read_bytes()
+    text = data.decode(ENCODING, _ERRORS)
+    rows = store.current_citations(profile["path"])
+    candidates, unresolved = _candidates(store, rows, include_moved, wayback_url)
+    result = FixResult(profile["path"], "", [], unresolved, None, source_sha256=_sha256(data))
+    if profile["format"] == "pdf":
+        result.unresolved += [_entry(c.row, "PDF profiles are not rewritten") for c in candidates]
+        candidates = []
+    decorate_html = profile["format"] == "html"
+
+    starts = _line_starts(text)
+    by_line: dict[int, list[_Candidate]] = defaultdict(list)
+    for cand in candidates:
+        by_line[cand.row["line"]].append(cand)
+    edits: list[tuple[int, int, str]] = []
+    reverts: list[tuple[int, int, str]] = []
+    for line in sorted(by_line):
+        shift = 0  # how far earlier rewrites on this line moved the text since it was scanned
+        for cand in sorted(by_line[line], key=lambda c: c.row["col"] or 0):
+            row = cand.row
+            spans = url_spans(row["raw"] or "", profile["base_url"], _wanted(row))
+            if not spans:
+                result.unresolved.append(
+                    _entry(row, "the recorded raw text holds no URL resolving to the cited URL")
+                )
+                continue
+            decorate = decorate_html and cand.kind == "snapshot"
+            site = _find_site(text, starts, cand, spans, shift, decorate)
+            if site is None:
+                result.unresolved.append(
+                    _entry(row, f"raw text not found at line {row['line']}, column {row['col']}")
+                )
+                continue
+            if not decorate:
+                shift += (site.end - site.start) - len(row["raw"])
+            elif site.reverts:
+                shift += sum(end - start for start, end, _ in site.reverts)
+            info = {
+                **_entry(row, ""),
+                "replacement": cand.replacement,
+                "kind": cand.kind,
+                "mode": "robust_links" if decorate else "replace",
+                "snapshot": str(cand.snapshot["timestamp"]) if cand.snapshot else None,
+                "days_from_citation": _days(cand.snapshot, row["published"]),
+            }
+            info.pop("reason")
+            if site.edits:
+                edits += site.edits
+                result.replaced.append(info)
+            else:
+                reverts += site.reverts
+                result.already_fixed.append(info)
+
+    if result.source_sha256 != profile["sha256"]:
+        reverted = _apply(text, reverts).encode(ENCODING, _ERRORS)
+        if _sha256(reverted) != profile["sha256"]:
+            result.refused = (
+                f"{profile_path} changed since it was scanned (sha256 differs, and not only by "
+                "citewatch's own rewrite): run `citewatch scan` on it, then `fix` again"
+            )
+    if edits:
+        new_text = _apply(text, edits)
+        result.new_text = new_text
+        result.diff = unified_diff(text, new_text, profile["path"])
+    return result
+
+
+def _days(snapshot: Mapping[str, Any] | None, published: str | None) -> int | None:
+    if not snapshot:
+        return None
+    try:
+        return days_from_citation(str(snapshot["timestamp"]), published)
+    except ValueError:
+        return None
+
+
+def _backup_path(path: Path, content: bytes) -> Path:
+    """``<name>.bak`` next to the profile; an existing different backup is kept (``.bak.2``…)."""
+    candidate, n = path.with_name(path.name + ".bak"), 2
+    while candidate.exists() and candidate.read_bytes() != content:
+        candidate, n = path.with_name(f"{path.name}.bak.{n}"), n + 1
+    return candidate
+
+
+def write_fix(result: FixResult, profile_path: Path) -> Path:
+    """Write the planned text over the profile, keeping a backup; returns the backup's path.
+
+    Raises :class:`FixRefused` when the file changed since it was scanned in ways other than our own
+    rewrite, or since the plan was made.
+    """
+    profile_path = Path(profile_path)
+    if result.new_text is None:
+        raise ValueError("nothing to write: the plan changes nothing")
+    if result.refused:
+        raise FixRefused(result.refused)
+    current = profile_path.read_bytes()
+    if _sha256(current) != result.source_sha256:
+        raise FixRefused(f"{profile_path} changed while the fix was being planned; run fix again")
+    backup = _backup_path(profile_path, current)
+    if not backup.exists():
+        backup.write_bytes(current)
+    fd, tmp = tempfile.mkstemp(
+        dir=profile_path.parent, prefix=f".{profile_path.name}.", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(result.new_text.encode(ENCODING, _ERRORS))
+        os.chmod(tmp, profile_path.stat().st_mode & 0o7777)
+        os.replace(tmp, profile_path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return backup

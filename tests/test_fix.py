@@ -1,0 +1,502 @@
+"""`fix`, read as a specification: which URLs change, how each format is rewritten, what is refused.
+
+Each test writes a real profile file, records its citations (with the line, column and raw text a
+reader would have produced) and verdicts in a real SQLite file, then plans and writes the fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from citewatch.fix import FixRefused, ProfileNotScanned, plan_fix, write_fix
+from citewatch.models import Citation, Profile, Snapshot
+from citewatch.store import Store
+from citewatch.urls import resolve
+
+BASE = "https://www.washingtoninstitute.org/policy-analysis/profile-x"
+WB = "https://web.archive.org/web"
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store.open(tmp_path / "t.db")
+    yield s
+    s.close()
+
+
+def locate(text: str, raw: str, occurrence: int = 0) -> tuple[int, int]:
+    """1-based (line, column) of the n-th occurrence of ``raw`` in ``text``."""
+    pos = -1
+    for _ in range(occurrence + 1):
+        pos = text.index(raw, pos + 1)
+    line = text.count("\n", 0, pos) + 1
+    col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+    return line, col
+
+
+def scan(
+    store: Store,
+    path: Path,
+    text: str,
+    fmt: str,
+    cites: list[tuple[str, str] | tuple[str, str, int]],
+    published: str | None = "2023-11-01",
+    base: str | None = BASE,
+) -> None:
+    """Write ``text`` to ``path`` and store it as scanned, with citations (raw, target[, occurrence])."""
+    path.write_bytes(text.encode())
+    citations = []
+    for spec in cites:
+        raw, target = spec[0], spec[1]
+        occurrence = spec[2] if len(spec) > 2 else 0
+        line, col = locate(text, raw, occurrence)
+        r = resolve(target, base)
+        citations.append(
+            Citation(
+                url=r.url,
+                raw=raw,
+                line=line,
+                column=col,
+                fragment=r.fragment,
+                archived=r.archived,
+                skip_reason=r.skip_reason,
+            )
+        )
+    run = store.begin_run("scan")
+    store.save_profile(
+        Profile(
+            path=path.as_posix(),
+            published=published,
+            base_url=base,
+            sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+            format=fmt,
+            citations=citations,
+        ),
+        run,
+    )
+
+
+def judge(
+    store: Store,
+    url: str,
+    verdict: str,
+    snapshots: list[tuple[str, int]] = (),
+    moved_to: str | None = None,
+    confirmed: bool = True,
+) -> None:
+    run = store.begin_run("check")
+    url_id = store.query("SELECT id FROM urls WHERE url = ?", [url])[0]["id"]
+    store.set_verdict(url_id, run, verdict, confirmed=confirmed, moved_to=moved_to)
+    store.record_snapshots(
+        url_id,
+        run,
+        [Snapshot(url, ts, url, status, "text/html", f"D{ts}", 1) for ts, status in snapshots],
+    )
+
+
+def changed_lines(diff: str) -> tuple[list[str], list[str]]:
+    body = [line for line in diff.splitlines() if not line.startswith(("---", "+++"))]
+    return [x[1:] for x in body if x.startswith("-")], [x[1:] for x in body if x.startswith("+")]
+
+
+# -- the seed's text format --------------------------------------------------------------------------
+
+SEED = """Profile: Liwa al-Baqir
+
+by [Abdullah Hayek \\(/experts/abdullah-hayek/\\)](/experts/abdullah-hayek/), [Michael Knights \\(/experts/michael-knights/\\)](/experts/michael-knights/)
+
+- **Harakat:** According to <https://web.archive.org/web/20171017230858/https://www.alsouria.net/content/x>, a **U.S.-designated Foreign Terrorist Organization (/node/16716)** in Iraq.
+- **Baggara.** He **verbally attacked** <https://www.washingtoninstitute.org/sites/default/files/pdf/PolicyNote52-2.pdf#pdfjs.action=download> the United States.
+
+Terrorism (/policy-analysis/terrorism)
+
+(/policy-analysis/potential-escalation-iraq-part-2-asaib-and-nujaba)
+"""
+HAYEK = "https://www.washingtoninstitute.org/experts/abdullah-hayek/"
+KNIGHTS = "https://www.washingtoninstitute.org/experts/michael-knights/"
+NODE = "https://www.washingtoninstitute.org/node/16716"
+PDF = "https://www.washingtoninstitute.org/sites/default/files/pdf/PolicyNote52-2.pdf"
+TERRORISM = "https://www.washingtoninstitute.org/policy-analysis/terrorism"
+ESCALATION = "https://www.washingtoninstitute.org/policy-analysis/potential-escalation-iraq-part-2-asaib-and-nujaba"
+ALSOURIA = "https://www.alsouria.net/content/x"
+
+
+def seed_profile(store: Store, tmp_path: Path) -> Path:
+    path = tmp_path / "profile-liwa-al-baqir.txt"
+    scan(
+        store,
+        path,
+        SEED,
+        "text",
+        [
+            (
+                "[Abdullah Hayek \\(/experts/abdullah-hayek/\\)](/experts/abdullah-hayek/)",
+                "/experts/abdullah-hayek/",
+            ),
+            (
+                "[Michael Knights \\(/experts/michael-knights/\\)](/experts/michael-knights/)",
+                "/experts/michael-knights/",
+            ),
+            (
+                "<https://web.archive.org/web/20171017230858/https://www.alsouria.net/content/x>",
+                "https://web.archive.org/web/20171017230858/https://www.alsouria.net/content/x",
+            ),
+            ("(/node/16716)", "/node/16716"),
+            (
+                "https://www.washingtoninstitute.org/sites/default/files/pdf/PolicyNote52-2.pdf#pdfjs.action=download",
+                "https://www.washingtoninstitute.org/sites/default/files/pdf/PolicyNote52-2.pdf#pdfjs.action=download",
+            ),
+            ("(/policy-analysis/terrorism)", "/policy-analysis/terrorism"),
+            (
+                "(/policy-analysis/potential-escalation-iraq-part-2-asaib-and-nujaba)",
+                "/policy-analysis/potential-escalation-iraq-part-2-asaib-and-nujaba",
+            ),
+        ],
+    )
+    return path
+
+
+def test_seed_format_replaces_each_dead_target_in_place_with_its_best_snapshot(store, tmp_path):
+    path = seed_profile(store, tmp_path)
+    # Best snapshot: the latest 2xx at or before 2023-11-01, not the 404 nor the later capture.
+    judge(
+        store,
+        HAYEK,
+        "dead",
+        [
+            ("20220101000000", 200),
+            ("20231020000000", 200),
+            ("20231030000000", 404),
+            ("20240101000000", 200),
+        ],
+    )
+    judge(store, KNIGHTS, "alive", [("20230101000000", 200)])
+    judge(store, NODE, "dead", [("20200505000000", 200)], confirmed=False)  # one-shot: still fixed
+    judge(store, PDF, "dead", [("20190101000000", 200)])
+    judge(store, TERRORISM, "dead", [("20210101000000", 200)])
+    judge(store, ESCALATION, "dead", [])  # no snapshot at all
+    judge(store, ALSOURIA, "dead", [("20171017230858", 200)])  # cited as an archive link
+
+    result = plan_fix(store, path)
+    new = result.new_text
+    hayek_wb = f"{WB}/20231020000000/{HAYEK}"
+    assert (
+        f"by [Abdullah Hayek \\({hayek_wb}\\)]({hayek_wb}), "
+        "[Michael Knights \\(/experts/michael-knights/\\)](/experts/michael-knights/)\n"
+    ) in new
+    assert f"Organization ({WB}/20200505000000/{NODE})** in Iraq" in new
+    assert f"attacked** <{WB}/20190101000000/{PDF}#pdfjs.action=download> the" in new
+    assert f"Terrorism ({WB}/20210101000000/{TERRORISM})\n" in new
+    # Never rewritten: archive links; never guessed: no snapshot.
+    assert "<https://web.archive.org/web/20171017230858/https://www.alsouria.net/content/x>" in new
+    assert "\n(/policy-analysis/potential-escalation-iraq-part-2-asaib-and-nujaba)\n" in new
+    assert [u["url"] for u in result.unresolved] == [ESCALATION]
+    assert "no usable 2xx snapshot" in result.unresolved[0]["reason"]
+    assert sorted(r["url"] for r in result.replaced) == sorted([HAYEK, NODE, PDF, TERRORISM])
+    assert {r["snapshot"] for r in result.replaced if r["url"] == HAYEK} == {"20231020000000"}
+    # Touches nothing but those URLs: undo the replacements and the file is byte-identical.
+    undone = new
+    for r in result.replaced:
+        original = {
+            HAYEK: "/experts/abdullah-hayek/",
+            NODE: "/node/16716",
+            TERRORISM: "/policy-analysis/terrorism",
+        }
+        undone = undone.replace(r["replacement"].split("#")[0], original.get(r["url"], r["url"]))
+    assert undone == SEED
+    removed, added = changed_lines(result.diff)
+    assert len(removed) == len(added) == 4
+    assert result.diff.startswith("--- a/") and "+++ b/" in result.diff
+
+
+def test_write_keeps_a_backup_and_a_second_plan_is_empty(store, tmp_path):
+    path = seed_profile(store, tmp_path)
+    for url in (HAYEK, KNIGHTS, NODE, PDF, TERRORISM):
+        judge(store, url, "dead", [("20230101000000", 200)])
+    first = plan_fix(store, path)
+    assert first.refused is None and len(first.replaced) == 5
+    backup = write_fix(first, path)
+    assert backup == tmp_path / "profile-liwa-al-baqir.txt.bak"
+    assert backup.read_text() == SEED
+    assert path.read_text() == first.new_text
+
+    again = plan_fix(store, path)  # the database still describes the scanned (old) file
+    assert again.diff == "" and again.new_text is None
+    assert again.refused is None, "our own rewrite must not count as an outside change"
+    assert len(again.already_fixed) == 5 and not again.replaced
+    assert [u["url"] for u in again.unresolved] == []
+
+
+def test_two_fixes_on_one_line_are_found_again_after_the_first_moved_the_second(store, tmp_path):
+    path = tmp_path / "p.md"
+    text = "See <https://a.example/1> and <https://a.example/2> and https://a.example/3.\n"
+    scan(
+        store,
+        path,
+        text,
+        "markdown",
+        [
+            ("<https://a.example/1>", "https://a.example/1"),
+            ("<https://a.example/2>", "https://a.example/2"),
+            ("https://a.example/3", "https://a.example/3"),
+        ],
+    )
+    for n in (1, 2, 3):
+        judge(store, f"https://a.example/{n}", "dead", [(f"2020010{n}000000", 200)])
+    result = plan_fix(store, path)
+    assert result.new_text == (
+        f"See <{WB}/20200101000000/https://a.example/1> and <{WB}/20200102000000/https://a.example/2>"
+        f" and {WB}/20200103000000/https://a.example/3.\n"
+    )
+    write_fix(result, path)
+    again = plan_fix(store, path)
+    assert again.diff == "" and len(again.already_fixed) == 3 and again.refused is None
+
+
+# -- Markdown ------------------------------------------------------------------------------------------
+
+MARKDOWN = """# A profile
+
+A [plain link](https://m.example/a "its title") and [about](about) and
+[angle](<https://m.example/b(c)>), an autolink <https://m.example/d>, a bare
+https://m.example/e, and a reference [ref][1].
+
+[1]: https://m.example/f
+"""
+
+
+def test_markdown_link_targets_autolinks_bare_urls_and_references(store, tmp_path):
+    path = tmp_path / "p.md"
+    scan(
+        store,
+        path,
+        MARKDOWN,
+        "markdown",
+        [
+            ('[plain link](https://m.example/a "its title")', "https://m.example/a"),
+            ("[about](about)", "about"),
+            ("[angle](<https://m.example/b(c)>)", "https://m.example/b(c)"),
+            ("<https://m.example/d>", "https://m.example/d"),
+            ("https://m.example/e", "https://m.example/e"),
+            ("[1]: https://m.example/f", "https://m.example/f"),
+        ],
+        base="https://m.example/x/",
+    )
+    for url in ("a", "x/about", "b(c)", "d", "e", "f"):
+        judge(store, f"https://m.example/{url}", "dead", [("20220202000000", 200)])
+    new = plan_fix(store, path).new_text
+    wb = f"{WB}/20220202000000/https://m.example"
+    assert f'[plain link]({wb}/a "its title")' in new
+    assert f"[about]({wb}/x/about)" in new, "the link text 'about' is a word, not the URL"
+    assert f"[angle](<{wb}/b(c)>)" in new
+    assert f"autolink <{wb}/d>, a bare\n{wb}/e, and" in new
+    assert f"[1]: {wb}/f\n" in new
+    assert new.count("web.archive.org") == 6
+
+
+def test_moved_links_change_only_with_include_moved(store, tmp_path):
+    path = tmp_path / "p.md"
+    scan(
+        store,
+        path,
+        "Read [it](https://old.example/p#sec).\n",
+        "markdown",
+        [("[it](https://old.example/p#sec)", "https://old.example/p#sec")],
+    )
+    judge(store, "https://old.example/p", "moved", moved_to="https://new.example/p")
+    assert plan_fix(store, path).diff == ""
+    result = plan_fix(store, path, include_moved=True)
+    assert result.new_text == "Read [it](https://new.example/p#sec).\n"
+    assert result.replaced[0]["kind"] == "moved"
+    write_fix(result, path)
+    assert plan_fix(store, path, include_moved=True).diff == ""
+
+
+# -- HTML: Robust Links ------------------------------------------------------------------------------
+
+HTML = """<html><body>
+<p>Founded in 2012 (<a class="src" href="https://h.example/a?x=1&amp;y=2">report</a>), see
+<a href='/local/page'>the page</a> and <a href="https://h.example/alive">this</a>.</p>
+</body></html>
+"""
+
+
+def test_html_dead_links_keep_href_and_gain_robust_links_attributes(store, tmp_path):
+    path = tmp_path / "p.html"
+    scan(
+        store,
+        path,
+        HTML,
+        "html",
+        [
+            (
+                '<a class="src" href="https://h.example/a?x=1&amp;y=2">',
+                "https://h.example/a?x=1&y=2",
+            ),
+            ("/local/page", "/local/page"),
+            ('<a href="https://h.example/alive">', "https://h.example/alive"),
+        ],
+        base="https://h.example/",
+    )
+    judge(store, "https://h.example/a?x=1&y=2", "dead", [("20190101000000", 200)])
+    judge(store, "https://h.example/local/page", "dead", [("20180202000000", 200)])
+    judge(store, "https://h.example/alive", "alive", [("20180202000000", 200)])
+    result = plan_fix(store, path)
+    new = result.new_text
+    assert (
+        '<a class="src" href="https://h.example/a?x=1&amp;y=2"'
+        ' data-originalurl="https://h.example/a?x=1&amp;y=2"'
+        f' data-versionurl="{WB}/20190101000000/https://h.example/a?x=1&amp;y=2"'
+        ' data-versiondate="2019-01-01">report</a>'
+    ) in new
+    assert (
+        "<a href='/local/page' data-originalurl=\"https://h.example/local/page\""
+        f' data-versionurl="{WB}/20180202000000/https://h.example/local/page"'
+        ' data-versiondate="2018-02-02">the page</a>'
+    ) in new
+    assert '<a href="https://h.example/alive">this</a>' in new
+    assert {r["mode"] for r in result.replaced} == {"robust_links"}
+    write_fix(result, path)
+    again = plan_fix(store, path)
+    assert again.diff == "" and again.refused is None and len(again.already_fixed) == 2
+
+
+def test_html_moved_links_get_the_new_href(store, tmp_path):
+    path = tmp_path / "p.html"
+    text = '<p><a href="https://old.example/p">x</a></p>\n'
+    scan(store, path, text, "html", [('<a href="https://old.example/p">', "https://old.example/p")])
+    judge(store, "https://old.example/p", "moved", moved_to="https://new.example/p")
+    result = plan_fix(store, path, include_moved=True)
+    assert result.new_text == '<p><a href="https://new.example/p">x</a></p>\n'
+
+
+# -- what is refused or left alone --------------------------------------------------------------------
+
+
+def test_a_file_changed_elsewhere_is_refused_but_our_own_rewrite_is_not(store, tmp_path):
+    path = tmp_path / "p.md"
+    text = "One <https://r.example/1>.\nTwo <https://r.example/2>.\n"
+    scan(
+        store,
+        path,
+        text,
+        "markdown",
+        [
+            ("<https://r.example/1>", "https://r.example/1"),
+            ("<https://r.example/2>", "https://r.example/2"),
+        ],
+    )
+    judge(store, "https://r.example/1", "dead", [("20200101000000", 200)])
+    write_fix(plan_fix(store, path), path)
+    judge(store, "https://r.example/2", "dead", [("20200101000000", 200)])
+    # Only our own rewrite since the scan: the new dead link is fixed without complaint.
+    second = plan_fix(store, path)
+    assert second.refused is None and [r["url"] for r in second.replaced] == ["https://r.example/2"]
+    # Someone edits another line: the plan still shows the diff, but writing is refused.
+    path.write_text(path.read_text().replace("One", "Uno"))
+    third = plan_fix(store, path)
+    assert third.refused and "changed since it was scanned" in third.refused
+    with pytest.raises(FixRefused):
+        write_fix(third, path)
+    assert "Uno" in path.read_text() and "r.example/2>" in path.read_text()
+
+
+def test_a_plan_is_not_written_over_a_file_that_changed_after_planning(store, tmp_path):
+    path = tmp_path / "p.md"
+    scan(
+        store,
+        path,
+        "<https://r.example/1>\n",
+        "markdown",
+        [("<https://r.example/1>", "https://r.example/1")],
+    )
+    judge(store, "https://r.example/1", "dead", [("20200101000000", 200)])
+    plan = plan_fix(store, path)
+    path.write_text("<https://r.example/1>\nedited\n")
+    with pytest.raises(FixRefused):
+        write_fix(plan, path)
+
+
+def test_raw_text_not_where_it_was_recorded_is_unresolved_not_guessed(store, tmp_path):
+    path = tmp_path / "p.md"
+    text = (
+        "First <https://u.example/1>.\nAgain <https://u.example/1> twice <https://u.example/1>.\n"
+    )
+    scan(store, path, text, "markdown", [("<https://u.example/1>", "https://u.example/1", 1)])
+    judge(store, "https://u.example/1", "dead", [("20200101000000", 200)])
+    # Someone inserted a character before the link on its line: the recorded column is stale and
+    # the same raw text stands twice on that line, so there is no single right answer.
+    path.write_text(text.replace("Again", "Again!"))
+    result = plan_fix(store, path)
+    assert result.diff == "" and result.unresolved[0]["reason"].startswith("raw text not found")
+
+
+def test_a_shifted_column_is_accepted_when_the_raw_text_is_unique_on_its_line(store, tmp_path):
+    path = tmp_path / "p.txt"
+    scan(
+        store,
+        path,
+        "\tsee <https://u.example/1>\n",
+        "text",
+        [("<https://u.example/1>", "https://u.example/1")],
+    )
+    store.db.execute("UPDATE citations SET col = 12")  # a reader that expanded the tab
+    judge(store, "https://u.example/1", "dead", [("20200101000000", 200)])
+    assert plan_fix(store, path).new_text == f"\tsee <{WB}/20200101000000/https://u.example/1>\n"
+
+
+def test_ignored_alive_and_skipped_links_are_never_touched(store, tmp_path):
+    path = tmp_path / "p.md"
+    text = "<https://i.example/1> <https://i.example/2> [x](javascript:alert(1))\n"
+    scan(
+        store,
+        path,
+        text,
+        "markdown",
+        [
+            ("<https://i.example/1>", "https://i.example/1"),
+            ("<https://i.example/2>", "https://i.example/2"),
+            ("[x](javascript:alert(1))", "javascript:alert(1)"),
+        ],
+    )
+    judge(store, "https://i.example/1", "dead", [("20200101000000", 200)])
+    judge(store, "https://i.example/2", "alive", [("20200101000000", 200)])
+    store.add_ignore("https://i.example/1", "false positive")
+    result = plan_fix(store, path)
+    assert result.diff == "" and result.unresolved == [] and result.replaced == []
+
+
+def test_line_endings_and_a_missing_final_newline_survive(store, tmp_path):
+    path = tmp_path / "p.txt"
+    text = "a\r\nsee https://c.example/1\r\nend"
+    scan(store, path, text, "text", [("https://c.example/1", "https://c.example/1")])
+    judge(store, "https://c.example/1", "dead", [("20200101000000", 200)])
+    result = plan_fix(store, path)
+    write_fix(result, path)
+    assert path.read_bytes() == f"a\r\nsee {WB}/20200101000000/https://c.example/1\r\nend".encode()
+    assert result.diff.endswith(" end\n\\ No newline at end of file\n")  # as git prints it
+    assert "-see https://c.example/1\r\n" in result.diff
+
+
+def test_pdf_profiles_are_listed_not_rewritten(store, tmp_path):
+    path = tmp_path / "p.pdf"
+    scan(
+        store,
+        path,
+        "%PDF https://p.example/1\n",
+        "pdf",
+        [("https://p.example/1", "https://p.example/1")],
+    )
+    judge(store, "https://p.example/1", "dead", [("20200101000000", 200)])
+    result = plan_fix(store, path)
+    assert result.diff == "" and result.unresolved[0]["reason"] == "PDF profiles are not rewritten"
+
+
+def test_an_unscanned_profile_is_an_error(store, tmp_path):
+    path = tmp_path / "never.md"
+    path.write_text("x")
+    with pytest.raises(ProfileNotScanned):
+        plan_fix(store, path)
