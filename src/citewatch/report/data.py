@@ -1,0 +1,682 @@
+"""Everything the reports show, gathered from the store once into plain typed records.
+
+The writers (markdown, html, json, csv) only format these records; none of them queries SQLite.
+Gathering is a handful of bulk queries (never one per citation), so a corpus of 100,000 citations
+reports in seconds.
+
+Definitions used throughout (also in docs/reports.md):
+
+- **broken citation**: the URL's verdict is ``dead`` (confirmed or one-shot), the citation is not itself
+  an archive link, and the URL is not ignored.
+- **link-rot rate**: distinct URLs cited as ``source`` whose verdict is ``dead``, divided by the distinct
+  source URLs that could be judged (verdict ``alive``, ``moved``, ``failing`` or ``dead``; ``blocked``,
+  ``skipped``, ignored and ``unchecked`` URLs are left out because nothing is known about them).
+- **archive coverage**: share of distinct cited URLs with at least one 2xx snapshot known.
+- **previous audit**: the latest finished ``audit`` run before the run being reported; a URL's verdict
+  as of a run is its latest ``verdicts`` row with ``run_id`` at or before that run (``unchecked`` if none).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import PurePosixPath
+from typing import Any
+
+from ..archive.choose import best_snapshot, days_from_citation
+from ..models import BROKEN_VERDICTS, Verdict
+from ..store import Store
+from ..urls import wayback_replay_url
+from .drift import Drift, compare
+
+#: Display order of verdicts: what needs attention first.
+VERDICT_ORDER: tuple[str, ...] = (
+    "dead",
+    "failing",
+    "blocked",
+    "moved",
+    "alive",
+    "skipped",
+    "unchecked",
+)
+#: Verdicts that say something about the page (the link-rot denominator).
+JUDGED_VERDICTS = frozenset({"alive", "moved", "failing", "dead"})
+#: Verdicts that count as "working again" for the recovered list.
+WORKING_VERDICTS = frozenset({"alive", "moved"})
+ROLE_ORDER: tuple[str, ...] = ("source", "navigation", "media")
+#: At most this many audit runs are drawn in the trend chart (the most recent ones).
+TREND_MAX_RUNS = 50
+_RESERVED_SLUGS = frozenset({"index", "citations", "trend"})
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotInfo:
+    """The capture that best stands for a citation (DESIGN §6)."""
+
+    timestamp: str
+    original: str
+    status: int | None
+    mimetype: str
+    digest: str
+    replay_url: str
+    days_from_citation: int | None
+    """Whole days from the citation date to the capture; negative = captured before citing."""
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureInfo:
+    """One Save Page Now request made for the URL."""
+
+    requested_at: str
+    status: str
+    timestamp: str | None
+    status_ext: str | None
+    message: str | None
+
+    def label(self) -> str:
+        text = f"{self.status} {self.requested_at[:10]}"
+        if self.timestamp:
+            text += f" → {self.timestamp}"
+        if self.status_ext:
+            text += f" ({self.status_ext})"
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class CitationRecord:
+    """One citation with everything a reviewer needs about it."""
+
+    id: int
+    profile: str
+    """Path of the profile file."""
+    published: str | None
+    """The citation date (the profile's publication date)."""
+    line: int
+    column: int
+    page: int | None
+    section: str
+    anchor_text: str
+    sentence: str
+    role: str
+    raw: str
+    """The text exactly as it stands in the profile."""
+    cited_url: str
+    """The URL as cited, resolved against the profile's base URL (a Wayback link stays one)."""
+    url: str | None
+    """The URL whose liveness is checked (the original for archive links); None if skipped."""
+    fragment: str
+    skip_reason: str | None
+    archived_timestamp: str | None
+    """Set when the citation is itself a Wayback link."""
+    verdict: str
+    confirmed: bool
+    verdict_since: str | None
+    moved_to: str | None
+    ignored: str | None
+    """The reason recorded with ``citewatch ignore``, when the URL is ignored."""
+    last_checked: str | None
+    last_outcome: str | None
+    last_status: int | None
+    last_final_url: str | None
+    last_error: str | None
+    best_snapshot: SnapshotInfo | None
+    replacement: str | None
+    """What to cite instead: the best snapshot of a broken link, or a moved link's new URL."""
+    replacement_kind: str | None
+    """``snapshot`` or ``moved``."""
+    captures: tuple[CaptureInfo, ...]
+    drift: Drift | None
+    evidence: str | None
+    """The command that prints the URL's full evidence trail."""
+
+    @property
+    def broken(self) -> bool:
+        return (
+            self.verdict in BROKEN_VERDICTS and not self.archived_timestamp and self.ignored is None
+        )
+
+    @property
+    def location(self) -> str:
+        return f"{self.profile}:{self.line}"
+
+    @property
+    def verdict_label(self) -> str:
+        if self.ignored is not None:
+            return f"{self.verdict} (ignored)"
+        if self.verdict == Verdict.DEAD and not self.confirmed:
+            return "dead (unconfirmed)"
+        return self.verdict
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    kind: str
+    line: int | None
+    message: str
+    raw: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileGroup:
+    """One profile and its citations, in document order."""
+
+    path: str
+    slug: str
+    """File name stem of its report files (``<slug>.md``, ``<slug>.html``)."""
+    title: str
+    authors: tuple[str, ...]
+    published: str | None
+    format: str
+    base_url: str | None
+    citations: tuple[CitationRecord, ...]
+    findings: tuple[Finding, ...]
+
+    @property
+    def broken(self) -> int:
+        return sum(1 for c in self.citations if c.broken)
+
+    @property
+    def by_verdict(self) -> dict[str, int]:
+        """Citations per verdict (skipped links count as ``skipped``)."""
+        counts = Counter(c.verdict for c in self.citations)
+        return {v: counts[v] for v in VERDICT_ORDER if counts[v]}
+
+    @property
+    def display_title(self) -> str:
+        return self.title or PurePosixPath(self.path).name
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictChange:
+    url: str
+    before: str
+    after: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunDiff:
+    """Verdict changes between the previous audit and the reported run."""
+
+    run_id: int | None
+    previous_run: int | None
+    previous_started: str | None
+    newly_broken: tuple[str, ...]
+    recovered: tuple[str, ...]
+    changes: tuple[VerdictChange, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TrendPoint:
+    """Verdict counts (distinct cited URLs) as of one run."""
+
+    run_id: int
+    started: str
+    counts: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ReportData:
+    generated_at: str
+    run_id: int | None
+    profiles: tuple[ProfileGroup, ...]
+    summary: dict[str, Any]
+    diff: RunDiff
+    trend: tuple[TrendPoint, ...]
+    trend_basis: str
+    """``audit`` (one point per audit run) or ``runs`` (every run with verdict changes)."""
+    wayback_url: str = "https://web.archive.org"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def citations(self) -> Iterable[CitationRecord]:
+        for group in self.profiles:
+            yield from group.citations
+
+
+# ------------------------------------------------------------------------------------------------
+# gathering
+
+
+def gather(
+    store: Store, run_id: int | None = None, wayback_url: str = "https://web.archive.org"
+) -> ReportData:
+    """Read the store once and build every record the reports need."""
+    rows = store.current_citations()
+    url_ids = {r["url_id"] for r in rows if r["url_id"] is not None}
+    latest = _latest_checks(store)
+    latest_ok = _latest_ok_checks(store)
+    snapshots = _grouped(store, "SELECT * FROM snapshots ORDER BY url_id, timestamp")
+    captures = _grouped(store, "SELECT * FROM captures ORDER BY url_id, requested_at, id")
+    samples = _snapshot_samples(store)
+    ignored = store.ignored()
+    profiles = {p["path"]: p for p in store.query("SELECT * FROM profiles")}
+    findings = _findings(store)
+
+    best_cache: dict[tuple[int, str | None], Mapping[str, Any] | None] = {}
+    by_profile: dict[str, list[CitationRecord]] = defaultdict(list)
+    for row in rows:
+        url_id = row["url_id"]
+        best = None
+        if url_id is not None:
+            key = (url_id, row["published"])
+            if key not in best_cache:
+                best_cache[key] = best_snapshot(snapshots.get(url_id, ()), row["published"])
+            best = best_cache[key]
+        record = _citation_record(
+            row,
+            latest.get(url_id),
+            latest_ok.get(url_id),
+            best,
+            samples.get((url_id, best["timestamp"])) if best else None,
+            captures.get(url_id, ()),
+            ignored,
+            wayback_url,
+        )
+        by_profile[row["path"]].append(record)
+
+    groups = _profile_groups(profiles, by_profile, findings)
+    diff = run_diff(store, run_id, url_ids)
+    trend, basis = trend_series(store, run_id)
+    summary = _summary(groups, snapshots, url_ids, diff, trend, basis, run_id)
+    return ReportData(
+        generated_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        run_id=diff.run_id,
+        profiles=groups,
+        summary=summary,
+        diff=diff,
+        trend=trend,
+        trend_basis=basis,
+        wayback_url=wayback_url,
+    )
+
+
+def _grouped(store: Store, sql: str) -> dict[int, list[dict[str, Any]]]:
+    grouped: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for row in store.db.query(sql):
+        grouped[row["url_id"]].append(row)
+    return grouped
+
+
+def _latest_checks(store: Store) -> dict[int, dict[str, Any]]:
+    return {r["url_id"]: r for r in store.db.query("SELECT * FROM latest_check")}
+
+
+def _latest_ok_checks(store: Store) -> dict[int, dict[str, Any]]:
+    """The newest successful check of each URL: the live page whose digest drift compares."""
+    sql = (
+        "SELECT * FROM (SELECT url_id, checked_at, sha1, content_type, text_sample,"
+        " ROW_NUMBER() OVER (PARTITION BY url_id ORDER BY checked_at DESC, id DESC) AS rn"
+        " FROM checks WHERE outcome IN ('ok', 'redirected')) WHERE rn = 1"
+    )
+    return {r["url_id"]: r for r in store.db.query(sql)}
+
+
+def _snapshot_samples(store: Store) -> dict[tuple[int, str], str]:
+    """(url_id, timestamp) → the newest text sample of a replay of that capture."""
+    sql = (
+        "SELECT url_id, timestamp, text_sample FROM snapshot_checks"
+        " WHERE text_sample IS NOT NULL AND text_sample != '' ORDER BY checked_at, id"
+    )
+    return {(r["url_id"], r["timestamp"]): r["text_sample"] for r in store.db.query(sql)}
+
+
+def _findings(store: Store) -> dict[int, list[Finding]]:
+    grouped: dict[int, list[Finding]] = defaultdict(list)
+    sql = (
+        "SELECT profile_id, kind, line, message, raw FROM findings"
+        " WHERE superseded_run IS NULL ORDER BY profile_id, line, id"
+    )
+    for r in store.db.query(sql):
+        grouped[r["profile_id"]].append(
+            Finding(r["kind"], r["line"], r["message"] or "", r["raw"] or "")
+        )
+    return grouped
+
+
+def snapshot_info(
+    best: Mapping[str, Any], url: str, published: str | None, wayback_url: str
+) -> SnapshotInfo:
+    """A best-snapshot row as a record with its replay URL and distance from the citation date."""
+    timestamp = str(best["timestamp"])
+    original = best.get("original") or url
+    return SnapshotInfo(
+        timestamp=timestamp,
+        original=original,
+        status=best.get("status"),
+        mimetype=best.get("mimetype") or "",
+        digest=best.get("digest") or "",
+        replay_url=wayback_replay_url(timestamp, original, wayback_url),
+        days_from_citation=_days(timestamp, published),
+    )
+
+
+def _days(timestamp: str, published: str | None) -> int | None:
+    try:
+        return days_from_citation(timestamp, published)
+    except ValueError:  # a malformed publication date in the profile: no distance
+        return None
+
+
+def evidence_command(url: str) -> str:
+    return f"citewatch history {shlex.quote(url)}"
+
+
+def _citation_record(
+    row: Mapping[str, Any],
+    latest: Mapping[str, Any] | None,
+    latest_ok: Mapping[str, Any] | None,
+    best: Mapping[str, Any] | None,
+    snapshot_text: str | None,
+    captures: Sequence[Mapping[str, Any]],
+    ignored: Mapping[str, str],
+    wayback_url: str,
+) -> CitationRecord:
+    url = row["url"]
+    verdict = row["verdict"] or ("skipped" if row["skip_reason"] or url is None else "unchecked")
+    snap = snapshot_info(best, url, row["published"], wayback_url) if best and url else None
+    replacement = kind = None
+    if not row["archived_timestamp"]:
+        if verdict in BROKEN_VERDICTS and snap is not None:
+            replacement, kind = snap.replay_url, "snapshot"
+        elif verdict == Verdict.MOVED and row["moved_to"]:
+            replacement, kind = row["moved_to"], "moved"
+    drift = compare(latest_ok, best, snapshot_text) if url else None
+    return CitationRecord(
+        id=row["id"],
+        profile=row["path"],
+        published=row["published"],
+        line=row["line"],
+        column=row["col"] or 0,
+        page=row["page"],
+        section=row["section"] or "",
+        anchor_text=row["anchor_text"] or "",
+        sentence=row["sentence"] or "",
+        role=row["role"] or "source",
+        raw=row["raw"] or "",
+        cited_url=row["cited_url"] or row["raw"] or "",
+        url=url,
+        fragment=row["fragment"] or "",
+        skip_reason=row["skip_reason"],
+        archived_timestamp=row["archived_timestamp"],
+        verdict=verdict,
+        confirmed=bool(row["confirmed"]),
+        verdict_since=row["verdict_since"],
+        moved_to=row["moved_to"],
+        ignored=ignored.get(url) if url else None,
+        last_checked=latest.get("checked_at") if latest else None,
+        last_outcome=latest.get("outcome") if latest else None,
+        last_status=latest.get("status") if latest else None,
+        last_final_url=latest.get("final_url") if latest else None,
+        last_error=latest.get("error") if latest else None,
+        best_snapshot=snap,
+        replacement=replacement,
+        replacement_kind=kind,
+        captures=tuple(
+            CaptureInfo(
+                c["requested_at"] or "",
+                c["status"] or "",
+                c["timestamp"],
+                c["status_ext"],
+                c["message"],
+            )
+            for c in captures
+        ),
+        drift=drift,
+        evidence=evidence_command(url) if url else None,
+    )
+
+
+def slugify(text: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug or "profile"
+
+
+def _slugs(paths: Sequence[str]) -> dict[str, str]:
+    """Report file stems: the file's stem when unique, else the whole path, never a reserved name."""
+    stems = Counter(slugify(PurePosixPath(p).stem) for p in paths)
+    result: dict[str, str] = {}
+    used: set[str] = set()
+    for path in sorted(paths):
+        slug = slugify(PurePosixPath(path).stem)
+        if stems[slug] > 1:
+            slug = slugify(path)
+        if slug in _RESERVED_SLUGS:
+            slug = "profile-" + slug
+        base, n = slug, 2
+        while slug in used:
+            slug, n = f"{base}-{n}", n + 1
+        used.add(slug)
+        result[path] = slug
+    return result
+
+
+def _profile_groups(
+    profiles: Mapping[str, Mapping[str, Any]],
+    by_profile: Mapping[str, list[CitationRecord]],
+    findings: Mapping[int, list[Finding]],
+) -> tuple[ProfileGroup, ...]:
+    slugs = _slugs(list(profiles))
+    groups = []
+    for path in sorted(profiles):
+        p = profiles[path]
+        try:
+            authors = tuple(json.loads(p["authors"] or "[]"))
+        except ValueError:
+            authors = ()
+        groups.append(
+            ProfileGroup(
+                path=path,
+                slug=slugs[path],
+                title=p["title"] or "",
+                authors=tuple(str(a) for a in authors),
+                published=p["published"],
+                format=p["format"] or "",
+                base_url=p["base_url"],
+                citations=tuple(by_profile.get(path, ())),
+                findings=tuple(findings.get(p["id"], ())),
+            )
+        )
+    return tuple(groups)
+
+
+# ------------------------------------------------------------------------------------------------
+# run-to-run diff and trend
+
+
+def _verdict_rows(store: Store) -> list[dict[str, Any]]:
+    return store.query(
+        "SELECT v.url_id, v.run_id, v.verdict, u.url FROM verdicts v JOIN urls u ON u.id = v.url_id"
+        " ORDER BY v.run_id, v.id"
+    )
+
+
+def verdicts_as_of(rows: Iterable[Mapping[str, Any]], run_id: int) -> dict[int, str]:
+    """url_id → verdict as of ``run_id`` (the latest change at or before it)."""
+    state: dict[int, str] = {}
+    for row in rows:
+        if row["run_id"] > run_id:
+            break
+        state[row["url_id"]] = row["verdict"]
+    return state
+
+
+def reported_run(store: Store, run_id: int | None) -> int | None:
+    """The run a report describes: the given one, else the newest run in the database."""
+    if run_id is not None:
+        return run_id
+    row = store.db.execute("SELECT max(id) FROM runs").fetchone()
+    return int(row[0]) if row and row[0] is not None else None
+
+
+def run_diff(store: Store, run_id: int | None, url_ids: Iterable[int]) -> RunDiff:
+    """What changed, among the currently cited URLs, since the audit before ``run_id``."""
+    current = reported_run(store, run_id)
+    previous = store.previous_run("audit", current) if current is not None else None
+    if current is None or previous is None:
+        return RunDiff(current, None, None, (), (), ())
+    rows = _verdict_rows(store)
+    urls = {r["url_id"]: r["url"] for r in rows}
+    before = verdicts_as_of(rows, int(previous["id"]))
+    after = verdicts_as_of(rows, current)
+    newly_broken, recovered, changes = [], [], []
+    for url_id in sorted(set(url_ids), key=lambda i: urls.get(i, "")):
+        old = before.get(url_id, "unchecked")
+        new = after.get(url_id, "unchecked")
+        if old == new or url_id not in urls:
+            continue
+        changes.append(VerdictChange(urls[url_id], old, new))
+        if new in BROKEN_VERDICTS and old not in BROKEN_VERDICTS:
+            newly_broken.append(urls[url_id])
+        elif old in BROKEN_VERDICTS and new in WORKING_VERDICTS:
+            recovered.append(urls[url_id])
+    return RunDiff(
+        current,
+        int(previous["id"]),
+        previous["started"],
+        tuple(newly_broken),
+        tuple(recovered),
+        tuple(changes),
+    )
+
+
+def trend_series(store: Store, run_id: int | None = None) -> tuple[tuple[TrendPoint, ...], str]:
+    """Verdict counts per audit run (the last TREND_MAX_RUNS), over the URLs cited at that run.
+
+    Falls back to every run that changed a verdict when the database has no audit run yet.
+    """
+    limit = reported_run(store, run_id)
+    if limit is None:
+        return (), "audit"
+    runs = store.query(
+        "SELECT id, started FROM runs WHERE command = 'audit' AND id <= ?"
+        " AND (finished IS NOT NULL OR id = ?) ORDER BY id",
+        [limit, limit],
+    )
+    basis = "audit"
+    if not runs:
+        basis = "runs"
+        runs = store.query(
+            "SELECT id, started FROM runs WHERE id <= ? AND id IN (SELECT run_id FROM verdicts)"
+            " ORDER BY id",
+            [limit],
+        )
+    runs = runs[-TREND_MAX_RUNS:]
+    if not runs:
+        return (), basis
+    verdict_rows = _verdict_rows(store)
+    # Citations grouped by their lifetime (scan_run, superseded_run): few groups, however many rows.
+    lifetimes: dict[tuple[int, int | None], set[int]] = defaultdict(set)
+    for c in store.db.query(
+        "SELECT url_id, scan_run, superseded_run FROM citations WHERE url_id IS NOT NULL"
+    ):
+        lifetimes[(c["scan_run"], c["superseded_run"])].add(c["url_id"])
+    points = []
+    state: dict[int, str] = {}
+    cursor = 0
+    for run in runs:
+        rid = int(run["id"])
+        while cursor < len(verdict_rows) and verdict_rows[cursor]["run_id"] <= rid:
+            state[verdict_rows[cursor]["url_id"]] = verdict_rows[cursor]["verdict"]
+            cursor += 1
+        live: set[int] = set()
+        for (added, superseded), ids in lifetimes.items():
+            if added <= rid and (superseded is None or superseded > rid):
+                live |= ids
+        counts = Counter(state.get(u, "unchecked") for u in live)
+        points.append(TrendPoint(rid, run["started"] or "", {v: counts[v] for v in VERDICT_ORDER}))
+    return tuple(points), basis
+
+
+# ------------------------------------------------------------------------------------------------
+# corpus summary
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _summary(
+    groups: Sequence[ProfileGroup],
+    snapshots: Mapping[int, Sequence[Mapping[str, Any]]],
+    url_ids: set[int],
+    diff: RunDiff,
+    trend: Sequence[TrendPoint],
+    basis: str,
+    run_id: int | None,
+) -> dict[str, Any]:
+    citations = [c for g in groups for c in g.citations]
+    by_url: dict[str, CitationRecord] = {}
+    roles_of_url: dict[str, set[str]] = defaultdict(set)
+    for c in citations:
+        if c.url:
+            by_url.setdefault(c.url, c)
+            roles_of_url[c.url].add(c.role)
+    url_verdicts = Counter(c.verdict for c in by_url.values())
+    citation_verdicts = Counter(c.verdict for c in citations)
+
+    def judged(url: str) -> bool:
+        c = by_url[url]
+        return c.verdict in JUDGED_VERDICTS and c.ignored is None
+
+    source_urls = [u for u, roles in roles_of_url.items() if "source" in roles]
+    judged_sources = [u for u in source_urls if judged(u)]
+    dead_sources = [u for u in judged_sources if by_url[u].verdict in BROKEN_VERDICTS]
+    archived = sum(
+        1
+        for url_id in url_ids
+        if any(_ok_status(s.get("status")) for s in snapshots.get(url_id, ()))
+    )
+    roles: dict[str, dict[str, int]] = {}
+    present = {c.role for c in citations}
+    for role in ROLE_ORDER + tuple(sorted(present - set(ROLE_ORDER))):
+        role_citations = [c for c in citations if c.role == role]
+        if not role_citations and role == "media":
+            continue  # sources and navigation are always shown; media only when present
+        role_urls = {u for u, r in roles_of_url.items() if role in r}
+        roles[role] = {
+            "citations": len(role_citations),
+            "urls": len(role_urls),
+            "broken_citations": sum(1 for c in role_citations if c.broken),
+            "dead_urls": sum(1 for u in role_urls if by_url[u].verdict in BROKEN_VERDICTS),
+        }
+    return {
+        "run_id": run_id if run_id is not None else diff.run_id,
+        "profiles": len(groups),
+        "citations": len(citations),
+        "skipped_citations": sum(1 for c in citations if c.url is None),
+        "archive_link_citations": sum(1 for c in citations if c.archived_timestamp),
+        "urls": len(by_url),
+        "by_verdict": {v: url_verdicts[v] for v in VERDICT_ORDER if url_verdicts[v]},
+        "citations_by_verdict": {
+            v: citation_verdicts[v] for v in VERDICT_ORDER if citation_verdicts[v]
+        },
+        "broken_citations": sum(1 for c in citations if c.broken),
+        "ignored_urls": sum(1 for c in by_url.values() if c.ignored is not None),
+        "link_rot_rate": _rate(len(dead_sources), len(judged_sources)),
+        "link_rot": {
+            "dead_source_urls": len(dead_sources),
+            "judged_source_urls": len(judged_sources),
+        },
+        "archive_coverage": _rate(archived, len(url_ids)),
+        "archived_urls": archived,
+        "roles": roles,
+        "previous_run": diff.previous_run,
+        "previous_run_started": diff.previous_started,
+        "newly_broken": list(diff.newly_broken),
+        "recovered": list(diff.recovered),
+        "changes": [{"url": ch.url, "before": ch.before, "after": ch.after} for ch in diff.changes],
+        "trend_basis": basis,
+        "trend": [{"run_id": p.run_id, "started": p.started, "counts": p.counts} for p in trend],
+    }
+
+
+def _ok_status(status: Any) -> bool:
+    try:
+        return 200 <= int(status) < 300
+    except (TypeError, ValueError):
+        return False

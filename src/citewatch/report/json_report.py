@@ -1,0 +1,52 @@
+"""``citations.json``: the whole corpus for machines — summary, profiles, and a record per citation.
+
+The citation records carry the same fields as the CSV (see :func:`citation_dict`), with nested
+objects for the best snapshot, drift and capture requests instead of flattened columns.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from .data import CitationRecord, ProfileGroup, ReportData
+
+#: Bumped when a field is renamed or removed (additions keep the version).
+FORMAT_VERSION = 1
+
+
+def citation_dict(c: CitationRecord) -> dict[str, Any]:
+    record = asdict(c)
+    record["broken"] = c.broken
+    record["location"] = c.location
+    record["drift"] = None if c.drift is None else {**asdict(c.drift), "label": c.drift.label()}
+    return record
+
+
+def profile_dict(g: ProfileGroup) -> dict[str, Any]:
+    return {
+        "path": g.path,
+        "slug": g.slug,
+        "title": g.title,
+        "authors": list(g.authors),
+        "published": g.published,
+        "format": g.format,
+        "base_url": g.base_url,
+        "citations": len(g.citations),
+        "broken": g.broken,
+        "by_verdict": g.by_verdict,
+        "findings": [asdict(f) for f in g.findings],
+    }
+
+
+def report_json(data: ReportData) -> str:
+    document = {
+        "format_version": FORMAT_VERSION,
+        "generated_at": data.generated_at,
+        "run_id": data.run_id,
+        "summary": data.summary,
+        "profiles": [profile_dict(g) for g in data.profiles],
+        "citations": [citation_dict(c) for c in data.citations],
+    }
+    return json.dumps(document, ensure_ascii=False, indent=2) + "\n"

@@ -1,0 +1,293 @@
+"""Markdown reports: one per profile, and ``index.md`` with the corpus summary.
+
+Plain Markdown (GFM tables) so the run-to-run diff and every citation's provenance read well in a
+terminal, a pull request or a Git forge. Untrusted profile text goes through :mod:`.safe`: it is
+escaped, never interpreted, and only http(s) URLs become links.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .data import VERDICT_ORDER, CitationRecord, ProfileGroup, ReportData
+from .fmt import day, days_label, last_check_label, pct, since_label
+from .safe import md_code, md_link, md_text, md_url
+
+
+def _table(header: list[str], rows: Iterable[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell or " " for cell in row) + " |" for row in rows]
+    return lines
+
+
+def _verdict_counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {v}" for v, n in counts.items()) or "none"
+
+
+def _snapshot_line(c: CitationRecord) -> str:
+    s = c.best_snapshot
+    if s is None:
+        return "none known (no 2xx capture)"
+    text = f"{md_link(day(s.timestamp) + ' ' + s.timestamp[8:], s.replay_url)}"
+    extra = [f"HTTP {s.status}" if s.status else "", days_label(s.days_from_citation)]
+    return text + " (" + ", ".join(e for e in extra if e) + ")"
+
+
+def _replacement_line(c: CitationRecord) -> str:
+    if c.archived_timestamp:
+        return f"none needed: cited as an archive link ({md_text(c.archived_timestamp)})"
+    if c.replacement is None:
+        if c.broken:
+            return "**none: no usable snapshot** (consider `citewatch archive --save`)"
+        return "none needed"
+    kind = "best snapshot" if c.replacement_kind == "snapshot" else "new location (moved)"
+    return f"{md_url(c.replacement)} ({kind})"
+
+
+def citation_details(index: int, c: CitationRecord) -> list[str]:
+    """The full provenance block of one citation."""
+    title = md_text(c.anchor_text) or md_code(c.raw)
+    heading = f"### {index}. line {c.line}"
+    if c.section:
+        heading += f" · {md_text(c.section)}"
+    heading += f" — {title}"
+    lines = [heading, ""]
+    items = [
+        (
+            "Where",
+            f"{md_code(c.location)}, column {c.column}" + (f", page {c.page}" if c.page else ""),
+        ),
+        ("Role", c.role),
+        ("Sentence", md_text(c.sentence) if c.sentence else "—"),
+        (
+            "URL as cited",
+            md_url(c.cited_url) + (f" (raw {md_code(c.raw)})" if c.raw != c.cited_url else ""),
+        ),
+    ]
+    if c.url and c.url != c.cited_url.split("#")[0]:
+        items.append(("Checked URL", md_url(c.url)))
+    if c.skip_reason:
+        items.append(("Not checked", md_text(c.skip_reason)))
+    verdict = f"**{md_text(c.verdict_label)}** {since_label(c)}".strip()
+    if c.ignored is not None:
+        verdict += f" — ignored: {md_text(c.ignored)}"
+    items.append(("Verdict", verdict))
+    last = md_text(last_check_label(c))
+    if c.last_final_url and c.last_final_url != c.url:
+        last += f" → final URL {md_url(c.last_final_url)}"
+    if c.last_error:
+        last += f" ({md_text(c.last_error)})"
+    items.append(("Last check", last))
+    if c.moved_to:
+        items.append(("Moved to", md_url(c.moved_to)))
+    items.append(("Suggested replacement", _replacement_line(c)))
+    items.append(("Best snapshot", _snapshot_line(c)))
+    captures = "; ".join(md_text(cap.label()) for cap in c.captures) or "none"
+    items.append(("Capture requests", captures))
+    if c.drift is not None:
+        items.append(("Content drift", f"{md_text(c.drift.label())} — {md_text(c.drift.reason)}"))
+    if c.evidence:
+        items.append(("Evidence", md_code(c.evidence)))
+    lines += [f"- **{name}:** {value}" for name, value in items]
+    return lines + [""]
+
+
+def profile_markdown(group: ProfileGroup, data: ReportData) -> str:
+    lines = [f"# {md_text(group.display_title)} — citations", ""]
+    meta = [f"Profile {md_code(group.path)}"]
+    if group.authors:
+        meta.append("by " + ", ".join(md_text(a) for a in group.authors))
+    meta.append(f"published {group.published}" if group.published else "no publication date")
+    if group.format:
+        meta.append(f"format {group.format}")
+    lines += [" · ".join(meta), ""]
+    lines += [
+        f"Generated {data.generated_at}"
+        + (f" from run {data.run_id}" if data.run_id is not None else "")
+        + " · [corpus summary](index.md)",
+        "",
+    ]
+    sources = sum(1 for c in group.citations if c.role == "source")
+    lines += [
+        f"**{len(group.citations)} citations** ({sources} sources): "
+        f"{_verdict_counts(group.by_verdict)}. **{group.broken} broken.**",
+        "",
+    ]
+    action = [c for c in group.citations if c.broken or c.replacement_kind == "moved"]
+    if action:
+        lines += ["## Needs attention", ""]
+        lines += _table(
+            ["line", "anchor text", "URL", "verdict", "suggested replacement"],
+            [
+                [
+                    str(c.line),
+                    md_text(c.anchor_text),
+                    md_url(c.cited_url),
+                    md_text(c.verdict_label),
+                    md_url(c.replacement) if c.replacement else "**no usable snapshot**",
+                ]
+                for c in action
+            ],
+        )
+        lines.append("")
+    lines += ["## Citations", ""]
+    lines += _table(
+        ["#", "line", "role", "anchor text", "URL", "verdict", "last check", "best snapshot"],
+        [
+            [
+                str(i),
+                str(c.line),
+                c.role,
+                md_text(c.anchor_text),
+                md_url(c.cited_url),
+                md_text(c.verdict_label),
+                md_text(last_check_label(c)),
+                md_link(day(c.best_snapshot.timestamp), c.best_snapshot.replay_url)
+                if c.best_snapshot
+                else "—",
+            ]
+            for i, c in enumerate(group.citations, 1)
+        ],
+    )
+    lines += ["", "## Provenance of each citation", ""]
+    for i, c in enumerate(group.citations, 1):
+        lines += citation_details(i, c)
+    if group.findings:
+        lines += ["## Findings (input problems, not citations)", ""]
+        lines += _table(
+            ["line", "kind", "message", "text"],
+            [
+                [
+                    str(f.line or ""),
+                    md_text(f.kind),
+                    md_text(f.message),
+                    md_code(f.raw) if f.raw else "",
+                ]
+                for f in group.findings
+            ],
+        )
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def index_markdown(data: ReportData, chart: str | None = "trend.svg") -> str:
+    """The corpus summary; ``chart`` is the relative path of the trend SVG, if one was written."""
+    s = data.summary
+    lines = ["# citewatch — corpus report", ""]
+    lines += [
+        f"Generated {data.generated_at}"
+        + (f" from run {data.run_id}" if data.run_id is not None else "")
+        + ".",
+        "",
+        "## Summary",
+        "",
+    ]
+    rot = s["link_rot"]
+    lines += _table(
+        ["measure", "value"],
+        [
+            ["profiles", str(s["profiles"])],
+            ["citations", f"{s['citations']} ({s['skipped_citations']} not checkable)"],
+            ["distinct URLs", str(s["urls"])],
+            ["broken citations", str(s["broken_citations"])],
+            [
+                "link-rot rate",
+                f"{pct(s['link_rot_rate'])} ({rot['dead_source_urls']} dead of "
+                f"{rot['judged_source_urls']} judged source URLs)",
+            ],
+            [
+                "archive coverage",
+                f"{pct(s['archive_coverage'])} ({s['archived_urls']} of {s['urls']} URLs have a 2xx snapshot)",
+            ],
+        ],
+    )
+    lines += ["", "## Verdicts", ""]
+    lines += _table(
+        ["verdict", "URLs", "citations"],
+        [
+            [v, str(s["by_verdict"].get(v, 0)), str(s["citations_by_verdict"].get(v, 0))]
+            for v in VERDICT_ORDER
+            if s["by_verdict"].get(v) or s["citations_by_verdict"].get(v)
+        ],
+    )
+    lines += ["", "## Sources vs navigation", ""]
+    lines += _table(
+        ["role", "citations", "URLs", "broken citations", "dead URLs"],
+        [
+            [
+                role,
+                str(r["citations"]),
+                str(r["urls"]),
+                str(r["broken_citations"]),
+                str(r["dead_urls"]),
+            ]
+            for role, r in s["roles"].items()
+        ],
+    )
+    lines += ["", "## Since the previous audit", ""]
+    diff = data.diff
+    if diff.previous_run is None:
+        lines += ["No earlier audit in this database: nothing to compare with yet.", ""]
+    else:
+        lines += [
+            f"Run {diff.run_id} compared with audit run {diff.previous_run} "
+            f"({day(diff.previous_started)}): **{len(diff.newly_broken)} newly broken**, "
+            f"**{len(diff.recovered)} recovered**, {len(diff.changes)} verdict changes.",
+            "",
+        ]
+        for title, urls in (("Newly broken", diff.newly_broken), ("Recovered", diff.recovered)):
+            lines += [f"### {title} ({len(urls)})", ""]
+            lines += [f"- {md_url(u)}" for u in urls] or ["- none"]
+            lines.append("")
+        if diff.changes:
+            lines += ["### All verdict changes", ""]
+            lines += _table(
+                ["URL", "before", "after"],
+                [[md_url(ch.url), ch.before, ch.after] for ch in diff.changes],
+            )
+            lines.append("")
+    basis = "audit run" if data.trend_basis == "audit" else "run that changed a verdict"
+    lines += ["## Trend", "", f"Distinct cited URLs by verdict, per {basis}.", ""]
+    if chart and data.trend:
+        lines += [f"![Verdicts per {basis}]({chart})", ""]
+    if data.trend:
+        lines += _table(
+            ["run", "date"] + list(VERDICT_ORDER),
+            [
+                [str(p.run_id), day(p.started)] + [str(p.counts.get(v, 0)) for v in VERDICT_ORDER]
+                for p in data.trend
+            ],
+        )
+    else:
+        lines.append("No runs with verdicts yet.")
+    lines += ["", "## Profiles", ""]
+    lines += _table(
+        ["profile", "published", "citations", "broken", "verdicts", "report"],
+        [
+            [
+                md_text(g.display_title),
+                g.published or "",
+                str(len(g.citations)),
+                str(g.broken),
+                md_text(_verdict_counts(g.by_verdict)),
+                f"[{g.slug}.md]({g.slug}.md)",
+            ]
+            for g in data.profiles
+        ],
+    )
+    broken = [c for c in data.citations if c.broken]
+    if broken:
+        lines += ["", "## Broken citations", ""]
+        lines += _table(
+            ["where", "anchor text", "URL", "suggested replacement"],
+            [
+                [
+                    md_code(c.location),
+                    md_text(c.anchor_text),
+                    md_url(c.cited_url),
+                    md_url(c.replacement) if c.replacement else "**no usable snapshot**",
+                ]
+                for c in broken
+            ],
+        )
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,228 @@
+"""The report files: what is written, and that hostile profile text stays inert in every format."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import html
+import io
+import json
+import re
+
+import pytest
+from markdown_it import MarkdownIt
+from test_report_corpus import (
+    DEAD,
+    DEAD_NO_SNAPSHOT,
+    FORMULA_SECTION,
+    JS_URL,
+    NEWLY_BROKEN,
+    RECOVERED,
+    XSS_ANCHOR,
+    build_corpus,
+)
+
+from citewatch.report import write_reports
+from citewatch.report.csv_report import COLUMNS, neutralise
+from citewatch.report.safe import is_web_url, md_code, md_text
+
+
+@pytest.fixture
+def reports(tmp_path):
+    corpus = build_corpus(tmp_path)
+    out = tmp_path / "reports"
+    written = write_reports(corpus.store, out, run_id=corpus.run2)
+    return out, written
+
+
+def test_every_format_writes_its_files(reports):
+    out, written = reports
+    assert sorted(p.name for p in written) == sorted(
+        [
+            "profile-test.md",
+            "other.md",
+            "index.md",
+            "trend.svg",
+            "profile-test.html",
+            "other.html",
+            "index.html",
+            "citations.json",
+            "citations.csv",
+        ]
+    )
+    assert all(p.parent == out and p.stat().st_size > 0 for p in written)
+    assert not list(out.glob(".*.tmp"))
+
+
+def test_only_the_chosen_formats_are_written(tmp_path):
+    corpus = build_corpus(tmp_path)
+    written = write_reports(corpus.store, tmp_path / "r", ["csv"])
+    assert [p.name for p in written] == ["citations.csv"]
+    with pytest.raises(ValueError, match="unknown report format"):
+        write_reports(corpus.store, tmp_path / "r", ["pdf"])
+
+
+# -- Markdown ------------------------------------------------------------------------------------------
+
+
+def test_markdown_index_carries_the_run_to_run_diff(reports):
+    out, _ = reports
+    index = (out / "index.md").read_text()
+    assert "2 newly broken" in index and "1 recovered" in index
+    newly = index.split("### Newly broken (2)")[1].split("###")[0]
+    assert f"[{md_text(NEWLY_BROKEN)}](<{NEWLY_BROKEN}>)" in newly
+    assert DEAD_NO_SNAPSHOT in newly and RECOVERED not in newly
+    assert RECOVERED in index.split("### Recovered (1)")[1].split("###")[0]
+    assert "| link-rot rate | 57.1% (4 dead of 7 judged source URLs) |" in index
+    assert "| archive coverage | 30.0% (3 of 10 URLs have a 2xx snapshot) |" in index
+    assert "![Verdicts per audit run](trend.svg)" in index
+    assert "[profile-test.md](profile-test.md)" in index
+
+
+def test_markdown_profile_shows_each_citations_provenance(reports):
+    out, _ = reports
+    md = (out / "profile-test.md").read_text()
+    block = md.split("### 1. line 10")[1].split("### 2.")[0]
+    assert "- **Where:** `citations/profile-test.txt:10`, column 1" in block
+    assert "- **Role:** source" in block
+    assert "- **Verdict:** **dead** since" in block
+    assert "- **Last check:** not\\_found · HTTP 404 · 2026-01-10" in block
+    replay = f"https://web.archive.org/web/20231015080000/{DEAD}"
+    assert f"- **Suggested replacement:** [{md_text(replay)}](<{replay}>) (best snapshot)" in block
+    assert "17 days before citing" in block
+    assert f"- **Evidence:** `citewatch history {DEAD}`" in block
+    assert "**none: no usable snapshot**" in md
+
+
+def test_markdown_never_lets_profile_text_become_markup_or_links(reports):
+    out, _ = reports
+    md = (out / "profile-test.md").read_text()
+    # Render it the way a forge would (CommonMark with raw HTML allowed, GFM tables).
+    rendered = MarkdownIt("commonmark", {"html": True}).enable("table").render(md)
+    assert "<script" not in rendered and "<img" not in rendered and "<b>" not in rendered
+    assert "&lt;script&gt;document.documentElement" in rendered
+    hrefs = re.findall(r'href="([^"]*)"', rendered)
+    assert hrefs and all(h.startswith("https://") or h == "index.md" for h in hrefs)
+    assert md_text(XSS_ANCHOR) in md
+    assert "](javascript:" not in md and "(<javascript:" not in md
+    assert md_code(JS_URL) in md
+    assert "Bo \\<b\\>Bold\\</b\\>" in md
+
+
+# -- HTML ----------------------------------------------------------------------------------------------
+
+
+def test_html_escapes_profile_text_and_links_only_http_urls(reports):
+    out, _ = reports
+    page = (out / "profile-test.html").read_text()
+    assert "<script>document" not in page and "<img" not in page
+    assert "&lt;script&gt;document.documentElement.setAttribute(&#39;data-pwned&#39;" in page
+    hrefs = re.findall(r'href="([^"]*)"', page)
+    assert hrefs and all(h.startswith(("http://", "https://")) or h == "index.html" for h in hrefs)
+    assert f"<code>{JS_URL}</code>" in page
+    assert "Bo &lt;b&gt;Bold&lt;/b&gt;" in page
+
+
+def test_html_is_self_contained_and_its_csp_allows_exactly_its_own_script_and_style(reports):
+    out, _ = reports
+    for name in ("index.html", "profile-test.html"):
+        page = (out / name).read_text()
+        assert not re.search(r"<(script|img|link|iframe)[^>]+(src|href)=", page)
+        scripts = re.findall(r"<script>(.*?)</script>", page, re.S)
+        styles = re.findall(r"<style>(.*?)</style>", page, re.S)
+        assert len(scripts) == 1 and len(styles) == 1
+        csp = html.unescape(
+            re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', page).group(1)
+        )
+
+        def digest(text):
+            return base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
+
+        assert f"script-src 'sha256-{digest(scripts[0])}'" in csp
+        assert f"style-src 'sha256-{digest(styles[0])}'" in csp
+        assert "default-src 'none'" in csp and "img-src 'none'" in csp
+
+
+def test_html_table_has_a_row_per_citation_with_filter_attributes(reports):
+    out, _ = reports
+    page = (out / "profile-test.html").read_text()
+    rows = re.findall(r'<tr data-verdict="([a-z]+)" data-role="([a-z]+)"', page)
+    assert len(rows) == 12
+    assert ("dead", "source") in rows and ("moved", "navigation") in rows
+    index = (out / "index.html").read_text()
+    assert "<svg" in index and "Verdicts per audit run" in index
+    assert len(re.findall(r'<tr data-verdict="dead"', index)) == 4  # the broken citations
+
+
+# -- CSV and JSON --------------------------------------------------------------------------------------
+
+
+def test_csv_has_a_row_per_citation_and_neutralises_formulas(reports):
+    out, _ = reports
+    text = (out / "citations.csv").read_text()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert list(rows[0]) == list(COLUMNS) and len(rows) == 14
+    dead = next(r for r in rows if r["cited_url"] == DEAD and r["profile"].endswith(".txt"))
+    assert dead["section"] == "'" + FORMULA_SECTION
+    assert dead["line"] == "10" and dead["last_status"] == "404"
+    assert dead["snapshot_days_from_citation"] == "-17"  # a number, not neutralised
+    assert dead["suggested_replacement"].startswith("https://web.archive.org/web/20231015080000/")
+    for row in rows:
+        for value in row.values():
+            assert not value.startswith(("=", "+", "@")), value
+            assert not value.startswith("-") or re.fullmatch(r"-\d+", value), value
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("=1+2", "'=1+2"),
+        ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\t=1", "'\t=1"),
+        ("\r=1", "'\r=1"),
+        ("-12", "-12"),
+        ("3.5", "3.5"),
+        (-17, -17),
+        (None, None),
+        ("plain", "plain"),
+        ("a=b", "a=b"),
+    ],
+)
+def test_neutralise(value, expected):
+    assert neutralise(value) == expected
+
+
+def test_json_has_the_summary_profiles_and_citations(reports):
+    out, _ = reports
+    doc = json.loads((out / "citations.json").read_text())
+    assert doc["format_version"] == 1 and doc["run_id"] is not None
+    assert doc["summary"]["newly_broken"] == sorted([NEWLY_BROKEN, DEAD_NO_SNAPSHOT])
+    assert {p["slug"] for p in doc["profiles"]} == {"profile-test", "other"}
+    assert len(doc["citations"]) == 14
+    dead = next(c for c in doc["citations"] if c["cited_url"] == DEAD and c["line"] == 10)
+    assert dead["anchor_text"] == XSS_ANCHOR  # data stays data; escaping is the viewer's job
+    assert dead["best_snapshot"]["timestamp"] == "20231015080000"
+    assert dead["broken"] is True and dead["drift"]["state"] == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("https://example.org/a?b=c#d", True),
+        ("HTTP://EXAMPLE.ORG/", True),
+        ("javascript:alert(1)", False),
+        ("JaVaScRiPt:alert(1)", False),
+        (" https://example.org/", False),
+        ('https://example.org/"onmouseover=alert(1)', False),
+        ("data:text/html,<script>", False),
+        ("//example.org/", False),
+        ("https:///nohost", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_only_http_urls_are_web_urls(url, ok):
+    assert is_web_url(url) is ok
