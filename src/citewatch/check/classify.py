@@ -18,6 +18,7 @@ import re
 import ssl
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpcore
 import httpx
@@ -205,10 +206,10 @@ class Page:
 
 def soft_404_reason(page: Page) -> str | None:
     """Why a 2xx page is really a "not found" page, or None. The host-level probe is separate."""
-    asked = httpx.URL(page.url)
-    final = httpx.URL(page.final_url)
+    asked = urlsplit(page.url)  # urllib: ten times cheaper than httpx.URL, same answer here
+    final = urlsplit(page.final_url)
     deep = not is_home_path(asked.path)
-    if page.redirected and deep and _site(final.host) == _site(asked.host):
+    if page.redirected and deep and _site(final.hostname or "") == _site(asked.hostname or ""):
         if is_home_path(final.path) and not final.query:
             return "a deep URL redirected to the site's home page"
         if is_error_path(final.path):

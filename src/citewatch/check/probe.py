@@ -175,6 +175,7 @@ class Exchange:
     headers: httpx.Headers
     body: bytes
     complete: bool
+    parsed: httpx.URL
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,7 +238,7 @@ class Prober:
             )
         attempt, attempts = await with_retries(
             self.policy,
-            lambda: self._attempt(url),
+            lambda: self._attempt(url, parsed),
             sleep=self._idle_sleep,
             on_wait=self._on_wait,
             rng=self.rng,
@@ -278,9 +279,11 @@ class Prober:
             self.scheduler.pause(attempt.host, seconds)
 
     # -- one attempt ------------------------------------------------------------------------
-    async def _attempt(self, url: str, *, host_probe: bool = False) -> Attempt:
+    async def _attempt(
+        self, url: str, parsed: httpx.URL | None = None, *, host_probe: bool = False
+    ) -> Attempt:
         method = "HEAD" if self.settings.head_first and not host_probe else "GET"
-        current = httpx.URL(url)
+        current = parsed or httpx.URL(url)
         hops: list[tuple[int, str]] = []
         visited = {str(current)}
         while True:
@@ -390,7 +393,9 @@ class Prober:
                     body, complete = await read_capped(response, cap)
             finally:
                 await response.aclose()
-        return Exchange(str(url), method, response.status_code, response.headers, body, complete)
+        return Exchange(
+            str(url), method, response.status_code, response.headers, body, complete, url
+        )
 
     # -- classification ---------------------------------------------------------------------
     async def _classify(
@@ -421,7 +426,7 @@ class Prober:
             title=text.title,
             text_sample=text.sample if status < 300 else None,
         )
-        host = httpx.URL(exchange.url).host
+        host = exchange.parsed.host
         if is_bot_wall(headers, text.title, text.head):
             result = replace(result, outcome=Outcome.BLOCKED, error="bot wall / challenge page")
             return Attempt(result, host=host)
@@ -439,7 +444,7 @@ class Prober:
             )
             reason = soft_404_reason(page)
             if reason is None and self.settings.soft404_probe:
-                reason = await self._host_soft_404(page)
+                reason = await self._host_soft_404(page, exchange.parsed if not hops else None)
             if reason is not None:
                 result = replace(result, outcome=Outcome.SOFT_404, error=f"soft 404: {reason}")
             elif permanent:
@@ -463,8 +468,8 @@ class Prober:
         )
 
     # -- the soft-404 host probe -----------------------------------------------------------
-    async def _host_soft_404(self, page: Page) -> str | None:
-        asked = httpx.URL(page.url)
+    async def _host_soft_404(self, page: Page, asked: httpx.URL | None = None) -> str | None:
+        asked = asked or httpx.URL(page.url)
         if is_home_path(asked.path):
             return None
         fingerprint = await self.host_print(asked)

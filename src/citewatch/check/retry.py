@@ -115,8 +115,14 @@ async def with_retries(
         reraise=True,
     )
 
+    # Fast path: most URLs answer definitively the first time; skip tenacity's machinery then.
+    first = await attempt()
+    if not first.transient or policy.retries <= 0:
+        return first, 1
+    replay = [first]
+
     async def call() -> A:  # a real coroutine function, so tenacity awaits it
-        return await attempt()
+        return replay.pop() if replay else await attempt()
 
     result = await retrying(call)
     return result, int(retrying.statistics.get("attempt_number", 1))

@@ -32,6 +32,7 @@ from ..progress import Reporter
 from ..store import Store
 from ..verdict import Decision, Policy, counts, decide
 from .health import HealthMonitor
+from .pool import speed_up
 from .probe import Prober, iso
 from .scheduler import Scheduler
 
@@ -227,9 +228,7 @@ async def run_check(
     reporter.stage("check", len(plan.targets))
     if plan.targets:
         own_client = client is None
-        active = client or make_client(
-            settings.net, max_connections=max(settings.net.concurrency, 1) + 8
-        )
+        active = client or speed_up(make_client(settings.net, max_connections=_pool_size(settings)))
         try:
             stopped_after = await _probe_all(
                 store, run_id, settings, reporter, plan.targets, active, monitor, clock, items
@@ -280,6 +279,13 @@ async def run_check(
         ignored=len(plan.ignored),
         verdicts_changed=changed,
     )
+
+
+def _pool_size(settings: Settings) -> int:
+    """Room for keep-alive connections to the hosts in play, beyond the requests in flight, so
+    connections are reused rather than churned (the scheduler bounds the requests themselves)."""
+    concurrency = max(settings.net.concurrency, 1)
+    return concurrency + max(8, min(concurrency, 256))
 
 
 def _message(

@@ -1,0 +1,295 @@
+#!/usr/bin/env python3
+"""bench_check: citewatch's ``check`` on the shared link-checker benchmark, side by side with peers.
+
+Usage:  .venv/bin/python benchmarks/bench_check.py [--links 2000] [--hosts 50] [--latency-ms 50]
+                                                    [--reps 3] [--concurrency 100] [--per-host 10]
+
+Same emulator, corpus and settings as ``../shared/bench/run_peers.sh`` (PROFILE=equal): M links
+round-robin over H loopback hosts (127.0.0.2…), 50 ms per request, 100 global slots, 10 per host.
+If ``../shared/bench`` is missing, the project's own simweb (tests/support/simweb.py, the same
+path language) stands in, reached through a ``--connect-to`` rule, and the peer table is omitted.
+
+Each repetition: a fresh SQLite file is seeded with the corpus (the scan step, not timed), then a
+child process runs the check (imports, DB, probing, verdicts) and is measured like the peers are
+under ``/usr/bin/time``: wall, peak RSS, CPU. The check's own wall time (run_check alone) is
+printed too. Scored against truth.tsv: a URL counts as reported broken when its outcome is a
+failure; ``dead`` counts use one-shot verdicts (a single definitive failure), as the peers report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "bench"
+FLOOR_NOTE = "floor = requests x latency / min(G, H x c)"
+EXPECT = {
+    "ok": "ok",
+    "redirect": "ok",
+    "head405": "ok",
+    "slow": "ok",
+    "dead": "broken",
+    "gone": "broken",
+    "flaky": "transient",
+    "ratelimit": "transient",
+}
+GOOD_OUTCOMES = {"ok", "redirected"}
+RIGHT_OUTCOME = {"ok": "ok", "head405": "ok", "slow": "ok", "redirect": "redirected"}
+RIGHT_OUTCOME |= {"dead": "not_found", "gone": "gone", "flaky": "ok", "ratelimit": "ok"}
+
+
+# -- corpus (an embedded copy of shared/bench/make_corpus.py's algorithm) -----------------------
+def _path_for(kind: str, n: int) -> str:
+    if kind == "redirect":
+        return f"/redirect/{1 + n % 3}/{n}"
+    if kind == "slow":
+        return f"/slow/500/{n}"
+    return f"/{kind}/{n}"
+
+
+def make_corpus(
+    links: int, hosts: int, port: int, mix: str, seed: int = 1
+) -> list[tuple[str, str]]:
+    """(url, kind) pairs, identical to make_corpus.py's output for the same arguments."""
+    parts = [(k, float(w)) for k, _, w in (x.partition("=") for x in mix.split(","))]
+    total = sum(w for _, w in parts)
+    kinds: list[str] = []
+    for kind, weight in parts:
+        kinds += [kind] * int(links * weight / total)
+    kinds += [parts[0][0]] * (links - len(kinds))
+    random.Random(seed).shuffle(kinds)
+    return [
+        (f"http://127.0.0.{2 + n % hosts}:{port}{_path_for(kind, n)}", kind)
+        for n, kind in enumerate(kinds)
+    ]
+
+
+def shared_corpus(links: int, hosts: int, port: int, mix: str, out: Path) -> list[tuple[str, str]]:
+    subprocess.run(
+        [sys.executable, str(SHARED / "make_corpus.py"), "--links", str(links), "--hosts",
+         str(hosts), "--port", str(port), "--mix", mix, "--out", str(out)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    rows = [line.split("\t") for line in (out / "truth.tsv").read_text().splitlines()]
+    return [(url, kind) for url, kind, _ in rows]
+
+
+# -- emulator -----------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_emulator(hosts: int, latency_ms: float, port: int) -> tuple[subprocess.Popen[str], int]:
+    """Start the shared simweb (or ours); returns the process and the port to connect to."""
+    if SHARED.is_dir():
+        cmd = [sys.executable, str(SHARED / "simweb.py"), "--hosts", str(hosts), "--port",
+               str(port), "--latency-ms", str(latency_ms), "--max-seconds", "900"]  # fmt: skip
+    else:
+        cmd = [sys.executable, str(ROOT / "tests" / "support" / "simweb.py"), "--port", str(port),
+               "--latency-ms", str(latency_ms), "--max-seconds", "900"]  # fmt: skip
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line.startswith("READY"):
+        process.kill()
+        raise SystemExit(f"emulator did not start: {line}")
+    return process, port
+
+
+# -- one measured check (child process) ------------------------------------------------------
+def worker(db: str, options: str) -> None:
+    """Run in the child: open the seeded DB, run the check, print figures as JSON."""
+    opts = json.loads(options)
+    started = time.perf_counter()
+    from citewatch.check.runner import run_check
+    from citewatch.config import Settings
+    from citewatch.net import ConnectTo
+    from citewatch.progress import NullReporter
+    from citewatch.store import Store
+
+    settings = Settings(per_host=opts["per_host"], one_shot=True, check_all=True)
+    settings.net.concurrency = opts["concurrency"]
+    settings.net.allow_private = True
+    settings.canary = opts["canary"]
+    settings.net.connect_to = [ConnectTo.parse(spec) for spec in opts["connect_to"]]
+    store = Store.open(db)
+    run_id = store.begin_run("check", ["bench"])
+    imported = time.perf_counter()
+    result = asyncio.run(run_check(store, run_id, settings, NullReporter()))
+    checked = time.perf_counter()
+    store.finish_run(run_id, counts=result.summary)
+    outcomes = {item["url"]: (item["outcome"], item["verdict"]) for item in result.urls}
+    print(json.dumps({
+        "startup_s": imported - started, "check_s": checked - imported,
+        "network": result.network, "outcomes": outcomes, "summary": result.summary,
+    }))  # fmt: skip
+
+
+def measure(db: str, options: dict[str, object]) -> dict[str, object]:
+    """Run the worker as a child; wall, peak RSS and CPU of that process (like /usr/bin/time)."""
+    began = time.perf_counter()
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--worker", db, json.dumps(options)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert child.stdout is not None and child.stderr is not None
+    out = child.stdout.read()
+    err = child.stderr.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - began
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise SystemExit(f"worker failed ({child.returncode}):\n{err}")
+    data = json.loads(out)
+    data.update(wall_s=wall, rss_mb=usage.ru_maxrss / 1024, cpu_s=usage.ru_utime + usage.ru_stime)
+    return data
+
+
+def seed_db(db: str, urls: list[str]) -> None:
+    sys.path.insert(0, str(ROOT / "src"))
+    from citewatch.models import Citation, Profile
+    from citewatch.store import Store
+
+    store = Store.open(db)
+    run_id = store.begin_run("scan")
+    citations = [Citation(url=u, raw=u, line=i + 1, column=1) for i, u in enumerate(urls)]
+    store.save_profile(
+        Profile(path="corpus.md", sha256=str(len(urls)), citations=citations), run_id
+    )
+    store.finish_run(run_id)
+    store.close()
+
+
+def score(result: dict[str, object], corpus: list[tuple[str, str]]) -> dict[str, int]:
+    outcomes: dict[str, list[str]] = result["outcomes"]  # type: ignore[assignment]
+    expected_broken = {url for url, kind in corpus if EXPECT[kind] == "broken"}
+    reported = {url for url, (outcome, _) in outcomes.items() if outcome not in GOOD_OUTCOMES}
+    dead = {url for url, (_, verdict) in outcomes.items() if verdict == "dead"}
+    transient = {url for url, kind in corpus if EXPECT[kind] == "transient"}
+    wrong = sum(1 for url, kind in corpus if outcomes.get(url, ("?",))[0] != RIGHT_OUTCOME[kind])
+    return {
+        "checked": len(outcomes),
+        "dead": len(dead & expected_broken),
+        "expected": len(expected_broken),
+        "fp": len((reported | dead) - expected_broken - transient),
+        "fn": len(expected_broken - dead),
+        "wrong_outcomes": wrong,
+    }
+
+
+def peer_rows() -> list[str]:
+    """The PROFILE=equal table rows from shared/bench/README.md."""
+    readme = SHARED / "README.md"
+    if not readme.is_file():
+        return []
+    text = readme.read_text()
+    section = text.split("PROFILE=equal", 1)[-1]
+    rows = [line for line in section.splitlines() if re.match(r"^\| (?!tool|---)\S", line)]
+    return rows[:4]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--links", type=int, default=2000)
+    parser.add_argument("--hosts", type=int, default=50)
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--per-host", type=int, default=10)
+    parser.add_argument("--mix", default="ok=80,dead=10,redirect=5,head405=5")
+    parser.add_argument("--worker", nargs=2, metavar=("DB", "OPTIONS"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(*args.worker)
+        return
+
+    port = free_port()
+    emulator, port = start_emulator(args.hosts, args.latency_ms, port)
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-check-") as tmp:
+            if SHARED.is_dir():
+                corpus = shared_corpus(args.links, args.hosts, port, args.mix, Path(tmp) / "corpus")
+                assert corpus == make_corpus(args.links, args.hosts, port, args.mix)
+                connect_to: list[str] = []
+                source = f"shared emulator and corpus ({SHARED})"
+            else:
+                corpus = make_corpus(args.links, args.hosts, port, args.mix)
+                connect_to = [f":{port}:127.0.0.1:{port}"]
+                source = "own simweb (../shared/bench not found: peer comparison unavailable)"
+            options = {
+                "concurrency": args.concurrency,
+                "per_host": args.per_host,
+                "canary": f"http://127.0.0.2:{port}/ok/canary",
+                "connect_to": connect_to,
+            }
+            runs = []
+            for rep in range(args.reps):
+                db = str(Path(tmp) / f"rep{rep}.db")
+                seed_db(db, [url for url, _ in corpus])
+                result = measure(db, options)
+                result.update(score(result, corpus))
+                runs.append(result)
+                print(
+                    f"rep {rep + 1}: wall {result['wall_s']:.2f} s (check {result['check_s']:.2f} s,"
+                    f" startup {result['startup_s']:.2f} s), RSS {result['rss_mb']:.0f} MB,"
+                    f" CPU {result['cpu_s']:.2f} s, network {result['network']},"
+                    f" wrong outcomes {result['wrong_outcomes']}",
+                    file=sys.stderr,
+                )
+    finally:
+        emulator.terminate()
+        emulator.wait(10)
+
+    def median(key: str) -> float:
+        return statistics.median(float(run[key]) for run in runs)  # type: ignore[arg-type]
+
+    wall, check_s = median("wall_s"), median("check_s")
+    requests = args.links * 1.1 + args.hosts  # +10 % redirect hops, + one soft-404 probe per host
+    slots = min(args.concurrency, args.hosts * args.per_host)
+    floor = max(args.links * 1.1 * args.latency_ms / 1000 / slots, 3 * args.latency_ms / 1000)
+    last = runs[-1]
+    print(f"\n# citewatch check — M={args.links} H={args.hosts} L={args.latency_ms:.0f} ms, "
+          f"G={args.concurrency} c={args.per_host}, {args.reps} reps, medians; {source}\n")  # fmt: skip
+    print("| tool | version | URLs checked | wall s | URLs/s | peak RSS MB | CPU s |"
+          " dead found / expected | FP | FN | HTTP reqs |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    from citewatch import __version__
+
+    print(
+        f"| citewatch (process) | {__version__} | {last['checked']} | {wall:.2f} |"
+        f" {args.links / wall:.0f} | {median('rss_mb'):.0f} | {median('cpu_s'):.1f} |"
+        f" {last['dead']} / {last['expected']} | {last['fp']} | {last['fn']} | ~{requests:.0f} |"
+    )
+    print(
+        f"| citewatch (run_check only) | {__version__} | {last['checked']} | {check_s:.2f} |"
+        f" {args.links / check_s:.0f} | | | | | | |"
+    )
+    rows = peer_rows()
+    if rows:
+        print("\npeers (shared/bench/README.md, PROFILE=equal, measured earlier on this machine):")
+        print("| tool | version | URLs checked | wall s | x best | URLs/s | peak RSS MB | CPU s |"
+              " dead found / expected | FP | FN | HTTP reqs |")  # fmt: skip
+        print("\n".join(rows))
+    else:
+        print("\npeer comparison unavailable (../shared/bench not found)")
+    print(f"\nfloor ≈ {floor:.2f} s ({FLOOR_NOTE}); wall/floor = {wall / floor:.2f} "
+          f"(process), {check_s / floor:.2f} (run_check); every outcome right: "
+          f"{'yes' if last['wrong_outcomes'] == 0 else 'NO'}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
