@@ -26,6 +26,7 @@ from test_report_corpus import (
 from citewatch.report import write_reports
 from citewatch.report.csv_report import COLUMNS, neutralise
 from citewatch.report.safe import is_web_url, md_code, md_text
+from citewatch.store import Store
 
 
 @pytest.fixture
@@ -226,3 +227,17 @@ def test_json_has_the_summary_profiles_and_citations(reports):
 )
 def test_only_http_urls_are_web_urls(url, ok):
     assert is_web_url(url) is ok
+
+
+def test_an_empty_database_still_writes_every_report(tmp_path):
+    store = Store.open(tmp_path / "t.db")
+    written = write_reports(store, tmp_path / "r")
+    assert sorted(p.name for p in written) == [
+        "citations.csv",
+        "citations.json",
+        "index.html",
+        "index.md",
+    ]
+    doc = json.loads((tmp_path / "r" / "citations.json").read_text())
+    assert doc["citations"] == [] and doc["summary"]["citations"] == 0
+    assert "nothing to compare with yet" in (tmp_path / "r" / "index.md").read_text()

@@ -40,13 +40,27 @@ def profile_dict(g: ProfileGroup) -> dict[str, Any]:
     }
 
 
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 def report_json(data: ReportData) -> str:
-    document = {
+    """One JSON document; the summary is indented, profiles and citations are one per line.
+
+    One record per line keeps a 100,000-citation corpus a third of the indented size while staying
+    readable, greppable and diff-friendly.
+    """
+    head = {
         "format_version": FORMAT_VERSION,
         "generated_at": data.generated_at,
         "run_id": data.run_id,
         "summary": data.summary,
-        "profiles": [profile_dict(g) for g in data.profiles],
-        "citations": [citation_dict(c) for c in data.citations],
     }
-    return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+    text = json.dumps(head, ensure_ascii=False, indent=2)[:-2]  # reopen the object after "summary"
+
+    def array(items: list[str]) -> str:
+        return "[\n" + ",\n".join("    " + item for item in items) + "\n  ]" if items else "[]"
+
+    profiles = array([_compact(profile_dict(g)) for g in data.profiles])
+    citations = array([_compact(citation_dict(c)) for c in data.citations])
+    return f'{text},\n  "profiles": {profiles},\n  "citations": {citations}\n}}\n'
