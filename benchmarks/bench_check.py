@@ -192,14 +192,13 @@ def score(result: dict[str, object], corpus: list[tuple[str, str]]) -> dict[str,
 
 
 def peer_rows() -> list[str]:
-    """The PROFILE=equal table rows from shared/bench/README.md."""
+    """The PROFILE=equal result rows from shared/bench/README.md (its "## Results" section)."""
     readme = SHARED / "README.md"
     if not readme.is_file():
         return []
-    text = readme.read_text()
-    section = text.split("PROFILE=equal", 1)[-1]
-    rows = [line for line in section.splitlines() if re.match(r"^\| (?!tool|---)\S", line)]
-    return rows[:4]
+    results = readme.read_text().split("## Results", 1)[-1]
+    table = results.split("PROFILE=equal", 1)[-1].split("PROFILE=defaults", 1)[0]
+    return [line for line in table.splitlines() if re.match(r"^\| (?!tool |---)\S", line)]
 
 
 def main() -> None:
