@@ -40,10 +40,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .archive.choose import best_snapshot, days_from_citation
-from .models import BROKEN_VERDICTS, Verdict
+from .archive.choose import best_snapshot
+from .models import BROKEN_VERDICTS
+from .report.data import SnapshotInfo, snapshot_info, suggested_replacement, with_fragment
+from .report.safe import is_web_url
 from .store import Store
-from .urls import InvalidURL, resolve, unwrap_wayback, wayback_replay_url
+from .urls import InvalidURL, resolve, unwrap_wayback
 
 ENCODING = "utf-8"
 _ERRORS = "surrogateescape"  # byte-exact round trip even for files that are not valid UTF-8
@@ -100,7 +102,7 @@ class _Candidate:
     """``snapshot`` or ``moved``."""
     fixed_forms: tuple[str, ...]
     """Every string an earlier rewrite of this URL may have left (longest first)."""
-    snapshot: Mapping[str, Any] | None
+    snapshot: SnapshotInfo | None
 
 
 @dataclass
@@ -134,27 +136,6 @@ def _profile_row(store: Store, path: Path) -> dict[str, Any] | None:
     return None
 
 
-def _web(url: str | None) -> bool:
-    return bool(url) and str(url).lower().startswith(("http://", "https://"))
-
-
-def _with_fragment(url: str, fragment: str | None) -> str:
-    return f"{url}#{fragment}" if fragment and "#" not in url else url
-
-
-def _replay(snapshot: Mapping[str, Any], url: str, wayback_url: str) -> str:
-    return wayback_replay_url(
-        str(snapshot["timestamp"]), snapshot.get("original") or url, wayback_url
-    )
-
-
-def _ok(snapshot: Mapping[str, Any]) -> bool:
-    try:
-        return 200 <= int(snapshot.get("status")) < 300  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return False
-
-
 def _candidates(
     store: Store, rows: Sequence[Mapping[str, Any]], include_moved: bool, wayback_url: str
 ) -> tuple[list[_Candidate], list[dict[str, Any]]]:
@@ -171,25 +152,25 @@ def _candidates(
         if row["url_id"] not in snapshot_cache:
             snapshot_cache[row["url_id"]] = store.snapshots_for(row["url_id"])
         snaps = snapshot_cache[row["url_id"]]
-        fixed = {_with_fragment(_replay(s, url, wayback_url), fragment) for s in snaps if _ok(s)}
+        # What an earlier rewrite may have left here: any known capture, or the new location.
+        fixed = {
+            with_fragment(snapshot_info(s, url, None, wayback_url).replay_url, fragment)
+            for s in snaps
+        }
         if row["moved_to"]:
-            fixed.add(_with_fragment(row["moved_to"], fragment))
+            fixed.add(with_fragment(row["moved_to"], fragment))
         forms = tuple(sorted(fixed, key=len, reverse=True))
-        if verdict in BROKEN_VERDICTS:
-            best = best_snapshot(snaps, row["published"])
-            if best is None:
-                unresolved.append(
-                    _entry(row, "no usable 2xx snapshot (try `citewatch archive --save`)")
-                )
-                continue
-            replacement = _with_fragment(_replay(best, url, wayback_url), fragment)
-            candidates.append(_Candidate(row, replacement, "snapshot", forms, best))
-        elif include_moved and verdict == Verdict.MOVED:
-            if not _web(row["moved_to"]):
-                unresolved.append(_entry(row, "moved, but the new location is not an http(s) URL"))
-                continue
-            replacement = _with_fragment(row["moved_to"], fragment)
-            candidates.append(_Candidate(row, replacement, "moved", forms, None))
+        best = best_snapshot(snaps, row["published"])
+        snap = snapshot_info(best, url, row["published"], wayback_url) if best else None
+        replacement, kind = suggested_replacement(verdict, row["moved_to"], snap, fragment)
+        if verdict in BROKEN_VERDICTS and replacement is None:
+            unresolved.append(
+                _entry(row, "no usable 2xx snapshot (try `citewatch archive --save`)")
+            )
+        elif kind == "moved" and include_moved and not is_web_url(replacement):
+            unresolved.append(_entry(row, "moved, but the new location is not an http(s) URL"))
+        elif replacement and (kind == "snapshot" or include_moved):
+            candidates.append(_Candidate(row, replacement, kind, forms, snap))
     return candidates, unresolved
 
 
@@ -362,8 +343,8 @@ def _match_decorate(
     return _Site(pos, pos + len(raw), [(insert_at, insert_at, decoration)], [])
 
 
-def _version_date(snapshot: Mapping[str, Any] | None) -> str:
-    ts = str(snapshot["timestamp"]) if snapshot else ""
+def _version_date(snapshot: SnapshotInfo | None) -> str:
+    ts = snapshot.timestamp if snapshot else ""
     return f"{ts[0:4]}-{ts[4:6]}-{ts[6:8]}" if len(ts) >= 8 else ts
 
 
@@ -490,8 +471,8 @@ def plan_fix(
                 "replacement": cand.replacement,
                 "kind": cand.kind,
                 "mode": "robust_links" if decorate else "replace",
-                "snapshot": str(cand.snapshot["timestamp"]) if cand.snapshot else None,
-                "days_from_citation": _days(cand.snapshot, row["published"]),
+                "snapshot": cand.snapshot.timestamp if cand.snapshot else None,
+                "days_from_citation": cand.snapshot.days_from_citation if cand.snapshot else None,
             }
             info.pop("reason")
             if site.edits:
@@ -513,15 +494,6 @@ def plan_fix(
         result.new_text = new_text
         result.diff = unified_diff(text, new_text, profile["path"])
     return result
-
-
-def _days(snapshot: Mapping[str, Any] | None, published: str | None) -> int | None:
-    if not snapshot:
-        return None
-    try:
-        return days_from_citation(str(snapshot["timestamp"]), published)
-    except ValueError:
-        return None
 
 
 def _backup_path(path: Path, content: bytes) -> Path:

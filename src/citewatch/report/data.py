@@ -355,6 +355,25 @@ def snapshot_info(
     )
 
 
+def with_fragment(url: str, fragment: str | None) -> str:
+    """``url`` with the citation's ``#fragment`` put back (the checked URL never has one)."""
+    return f"{url}#{fragment}" if fragment and "#" not in url else url
+
+
+def suggested_replacement(
+    verdict: str, moved_to: str | None, snapshot: SnapshotInfo | None, fragment: str | None
+) -> tuple[str | None, str | None]:
+    """(what to cite instead, ``snapshot`` | ``moved``) for a citation that is not an archive link.
+
+    The reports suggest exactly what ``citewatch fix`` writes: both call this.
+    """
+    if verdict in BROKEN_VERDICTS and snapshot is not None:
+        return with_fragment(snapshot.replay_url, fragment), "snapshot"
+    if verdict == Verdict.MOVED and moved_to:
+        return with_fragment(moved_to, fragment), "moved"
+    return None, None
+
+
 def _days(timestamp: str, published: str | None) -> int | None:
     try:
         return days_from_citation(timestamp, published)
@@ -381,10 +400,7 @@ def _citation_record(
     snap = snapshot_info(best, url, row["published"], wayback_url) if best and url else None
     replacement = kind = None
     if not row["archived_timestamp"]:
-        if verdict in BROKEN_VERDICTS and snap is not None:
-            replacement, kind = snap.replay_url, "snapshot"
-        elif verdict == Verdict.MOVED and row["moved_to"]:
-            replacement, kind = row["moved_to"], "moved"
+        replacement, kind = suggested_replacement(verdict, row["moved_to"], snap, row["fragment"])
     drift = compare(latest_ok, best, snapshot_text) if url else None
     return CitationRecord(
         id=row["id"],
@@ -629,7 +645,7 @@ def _summary(
     archived = sum(
         1
         for url_id in url_ids
-        if any(_ok_status(s.get("status")) for s in snapshots.get(url_id, ()))
+        if best_snapshot(snapshots.get(url_id, ()), None) is not None  # any 2xx capture
     )
     roles: dict[str, dict[str, int]] = {}
     present = {c.role for c in citations}
@@ -673,10 +689,3 @@ def _summary(
         "trend_basis": basis,
         "trend": [{"run_id": p.run_id, "started": p.started, "counts": p.counts} for p in trend],
     }
-
-
-def _ok_status(status: Any) -> bool:
-    try:
-        return 200 <= int(status) < 300
-    except (TypeError, ValueError):
-        return False
