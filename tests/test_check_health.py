@@ -48,6 +48,17 @@ def test_monitor_counts_hosts_not_urls() -> None:
     assert "1 of 3 hosts unreachable" in monitor.explain()
 
 
+def test_dead_domains_do_not_make_a_healthy_network_degraded() -> None:
+    monitor = HealthMonitor("https://canary.test/")
+    for i in range(8):
+        monitor.observe(f"expired{i}.test", Outcome.DNS_ERROR, got_answer=False)
+    monitor.observe("up.test", Outcome.OK, got_answer=True)
+    monitor.observe("up2.test", Outcome.NOT_FOUND, got_answer=True)
+    assert monitor.status is NetworkHealth.OK
+    monitor.canary_ok = False  # our resolver may be the one failing: then they count
+    assert monitor.status is NetworkHealth.OFFLINE and monitor.unreachable == 8
+
+
 def test_losing_the_network_mid_run_stops_probing(tmp_path: Path) -> None:
     """Ten hosts answer, then the wire goes dead (canary too): the run stops instead of
     timing out on every remaining URL, and counts as degraded (not judged on connection failures)."""

@@ -10,10 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.checking import by_url, check, checks_of, seed, settings_for, url_row
+from support.checking import (
+    by_url,
+    check,
+    checks_of,
+    fake_resolver,
+    seed,
+    settings_for,
+    url_row,
+)
 from support.simweb import STANDARD_HOSTS, SimWeb
 
-from citewatch.net import NameResolutionError, RoutingBackend
+from citewatch.net import RoutingBackend
 from citewatch.store import Store
 
 HEALTHY = [f"http://site{i}.test/ok/page" for i in range(8)]
@@ -76,16 +84,7 @@ EXPECTED: dict[str, tuple[str, int | None, str]] = {
 @pytest.fixture
 def fake_dns(monkeypatch: pytest.MonkeyPatch) -> None:
     """No real DNS in tests: *.invalid does not exist, localhost is 127.0.0.1."""
-    original = RoutingBackend._resolve
-
-    async def resolve(self: RoutingBackend, host: str, port: int) -> list[str]:
-        if host.endswith(".invalid"):
-            raise NameResolutionError(f"cannot resolve {host}: Name or service not known")
-        if host == "localhost":
-            return ["127.0.0.1"]
-        return await original(self, host, port)
-
-    monkeypatch.setattr(RoutingBackend, "_resolve", resolve)
+    monkeypatch.setattr(RoutingBackend, "_resolve", fake_resolver(RoutingBackend._resolve))
 
 
 @pytest.fixture
@@ -100,16 +99,7 @@ def everything(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
     """One run over every behaviour (shared by the assertions below: it takes a few seconds)."""
     tmp = tmp_path_factory.mktemp("everything")
     with pytest.MonkeyPatch.context() as patch, SimWeb(STANDARD_HOSTS(), workdir=tmp) as web:
-        original = RoutingBackend._resolve
-
-        async def resolve(self: RoutingBackend, host: str, port: int) -> list[str]:
-            if host.endswith(".invalid"):
-                raise NameResolutionError(f"cannot resolve {host}: Name or service not known")
-            if host == "localhost":
-                return ["127.0.0.1"]
-            return await original(self, host, port)
-
-        patch.setattr(RoutingBackend, "_resolve", resolve)
+        patch.setattr(RoutingBackend, "_resolve", fake_resolver(RoutingBackend._resolve))
         private = f"http://127.0.0.1:{web.http_port}/ok/private"
         store = Store.open(tmp / "citewatch.db")
         seed(store, [*EXPECTED, private])

@@ -12,7 +12,7 @@ from typing import Any
 from citewatch.check.runner import CheckRunResult, run_check
 from citewatch.config import Settings
 from citewatch.models import Citation, Profile
-from citewatch.net import ConnectTo
+from citewatch.net import ConnectTo, NameResolutionError, RoutingBackend
 from citewatch.progress import NullReporter
 from citewatch.store import Store
 
@@ -75,3 +75,17 @@ def url_row(store: Store, url: str) -> dict[str, Any]:
 
 def checks_of(store: Store, url: str) -> list[dict[str, Any]]:
     return store.checks_for(url_row(store, url)["id"])
+
+
+def fake_resolver(original: Callable[..., Any]) -> Callable[..., Any]:
+    """A ``RoutingBackend._resolve`` that never asks real DNS for test names: ``*.invalid`` does
+    not exist, ``localhost`` is 127.0.0.1; anything else goes to ``original``."""
+
+    async def resolve(self: RoutingBackend, host: str, port: int) -> list[str]:
+        if host.endswith(".invalid"):
+            raise NameResolutionError(f"cannot resolve {host}: Name or service not known")
+        if host == "localhost":
+            return ["127.0.0.1"]
+        return await original(self, host, port)
+
+    return resolve

@@ -2,7 +2,9 @@
 
 Two signals: the canary (``settings.canary_url``, the Wayback endpoint by default — any HTTP answer
 means reachable) and the share of distinct hosts that failed at connection level (timeout, DNS,
-refused/reset, TLS) with no HTTP answer at all:
+refused/reset, TLS) with no HTTP answer at all. While the canary answers, our resolver demonstrably
+works, so a name that does not resolve is evidence about that host (link rot is full of expired
+domains), not about our network: DNS failures then stay out of the share.
 
 * canary down and (no host answered, or ≥ 80 % of hosts unreachable) → ``offline``: nothing is judged;
 * canary down but some hosts answer, or > 50 % of hosts unreachable → ``degraded``: connection-level
@@ -49,6 +51,7 @@ class HealthMonitor:
     canary_error: str | None = None
     _answered: set[str] = field(default_factory=set)
     _failed: set[str] = field(default_factory=set)
+    _unresolved: set[str] = field(default_factory=set)
     streak: int = 0
     """Connection-level failures in a row (any HTTP answer resets it)."""
 
@@ -57,10 +60,11 @@ class HealthMonitor:
         if got_answer:
             self._answered.add(host)
             self._failed.discard(host)
+            self._unresolved.discard(host)
             self.streak = 0
         elif outcome in CONNECTION_FAILURES:
             if host not in self._answered:
-                self._failed.add(host)
+                (self._unresolved if outcome is Outcome.DNS_ERROR else self._failed).add(host)
             self.streak += 1
 
     @property
@@ -69,7 +73,8 @@ class HealthMonitor:
 
     @property
     def unreachable(self) -> int:
-        return len(self._failed)
+        """Hosts that failed at connection level (DNS failures only while the canary is down)."""
+        return len(self._failed) + (0 if self.canary_ok else len(self._unresolved))
 
     @property
     def status(self) -> NetworkHealth:
