@@ -364,6 +364,23 @@ def test_html_dead_links_keep_href_and_gain_robust_links_attributes(store, tmp_p
     assert again.diff == "" and again.refused is None and len(again.already_fixed) == 2
 
 
+def test_html_images_get_the_archived_src(store, tmp_path):
+    path = tmp_path / "p.html"
+    text = '<p><img alt="logo" src="https://i.example/logo.png"></p>\n'
+    scan(
+        store,
+        path,
+        text,
+        "html",
+        [('src="https://i.example/logo.png"', "https://i.example/logo.png")],
+    )
+    store.db.execute("UPDATE citations SET role = 'media'")
+    judge(store, "https://i.example/logo.png", "dead", [("20200101000000", 200)])
+    assert plan_fix(store, path).new_text == (
+        f'<p><img alt="logo" src="{WB}/20200101000000/https://i.example/logo.png"></p>\n'
+    )
+
+
 def test_html_moved_links_get_the_new_href(store, tmp_path):
     path = tmp_path / "p.html"
     text = '<p><a href="https://old.example/p">x</a></p>\n'
@@ -446,6 +463,20 @@ def test_a_shifted_column_is_accepted_when_the_raw_text_is_unique_on_its_line(st
     store.db.execute("UPDATE citations SET col = 12")  # a reader that expanded the tab
     judge(store, "https://u.example/1", "dead", [("20200101000000", 200)])
     assert plan_fix(store, path).new_text == f"\tsee <{WB}/20200101000000/https://u.example/1>\n"
+
+
+def test_a_move_to_a_non_web_url_is_listed_not_written(store, tmp_path):
+    path = tmp_path / "p.md"
+    scan(
+        store,
+        path,
+        "<https://o.example/1>\n",
+        "markdown",
+        [("<https://o.example/1>", "https://o.example/1")],
+    )
+    judge(store, "https://o.example/1", "moved", moved_to="ftp://o.example/1")
+    result = plan_fix(store, path, include_moved=True)
+    assert result.diff == "" and "not an http(s) URL" in result.unresolved[0]["reason"]
 
 
 def test_ignored_alive_and_skipped_links_are_never_touched(store, tmp_path):

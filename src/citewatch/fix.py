@@ -455,7 +455,8 @@ def plan_fix(
                     _entry(row, "the recorded raw text holds no URL resolving to the cited URL")
                 )
                 continue
-            decorate = decorate_html and cand.kind == "snapshot"
+            # Robust Links decorate links; an image (role media) simply gets the archived src.
+            decorate = decorate_html and cand.kind == "snapshot" and row["role"] != "media"
             site = _find_site(text, starts, cand, spans, shift, decorate)
             if site is None:
                 result.unresolved.append(
