@@ -26,6 +26,7 @@ import httpcore
 import httpx
 
 from . import __version__
+from .httppool import LinearConnectionPool, avoid_sniffio_search
 
 DEFAULT_USER_AGENT = (
     f"citewatch/{__version__} (+https://github.com/citewatch/citewatch; archival citation checker)"
@@ -218,9 +219,11 @@ def make_transport(
 ) -> httpx.AsyncHTTPTransport:
     """An httpx transport whose pool connects through :class:`RoutingBackend`."""
     limit = max_connections or max(settings.concurrency, 1)
+    avoid_sniffio_search()
     transport = httpx.AsyncHTTPTransport(http2=settings.http2)
-    # httpx does not expose httpcore's network_backend; replace the pool with one that has ours.
-    transport._pool = httpcore.AsyncConnectionPool(
+    # httpx does not expose httpcore's network_backend; replace the pool with one that has ours
+    # (and a linear-time assignment step: see httppool).
+    transport._pool = LinearConnectionPool(
         ssl_context=ssl_context(settings),
         max_connections=limit,
         max_keepalive_connections=limit,

@@ -544,37 +544,30 @@ class Store:
         moved_to: str | None = None,
     ) -> bool:
         """Set a URL's current verdict; appends to ``verdicts`` only when it changes. Returns changed."""
-        row = self.db["urls"].get(url_id)
+        row = self.db.execute(
+            "SELECT verdict, confirmed, moved_to, verdict_since FROM urls WHERE id = ?", [url_id]
+        ).fetchone()
+        if row is None:
+            raise KeyError(f"no url with id {url_id}")
+        old_verdict, old_confirmed, old_moved_to, old_since = row
         if (
-            row["verdict"] == verdict
-            and bool(row["confirmed"]) == confirmed
-            and row["moved_to"] == moved_to
-            and row["verdict_since"]
+            old_verdict == verdict
+            and bool(old_confirmed) == confirmed
+            and old_moved_to == moved_to
+            and old_since
         ):
             return False
         now = utcnow()
+        since = old_since if old_verdict == verdict and old_since else now
         with self.transaction():
-            since = (
-                row["verdict_since"] if row["verdict"] == verdict and row["verdict_since"] else now
+            self.db.execute(
+                "UPDATE urls SET verdict = ?, confirmed = ?, moved_to = ?, verdict_since = ? WHERE id = ?",
+                [verdict, int(confirmed), moved_to, since, url_id],
             )
-            self.db["urls"].update(
-                url_id,
-                {
-                    "verdict": verdict,
-                    "confirmed": int(confirmed),
-                    "moved_to": moved_to,
-                    "verdict_since": since,
-                },
-            )
-            self.db["verdicts"].insert(
-                {
-                    "url_id": url_id,
-                    "run_id": run_id,
-                    "verdict": verdict,
-                    "confirmed": int(confirmed),
-                    "moved_to": moved_to,
-                    "changed_at": now,
-                }
+            self.db.execute(
+                "INSERT INTO verdicts (url_id, run_id, verdict, confirmed, moved_to, changed_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [url_id, run_id, verdict, int(confirmed), moved_to, now],
             )
         return True
 

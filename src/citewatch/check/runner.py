@@ -32,7 +32,6 @@ from ..progress import Reporter
 from ..store import Store
 from ..verdict import Decision, Policy, counts, decide
 from .health import HealthMonitor
-from .pool import speed_up
 from .probe import Prober, iso
 from .scheduler import Scheduler
 
@@ -228,7 +227,7 @@ async def run_check(
     reporter.stage("check", len(plan.targets))
     if plan.targets:
         own_client = client is None
-        active = client or speed_up(make_client(settings.net, max_connections=_pool_size(settings)))
+        active = client or make_client(settings.net, max_connections=_pool_size(settings))
         try:
             stopped_after = await _probe_all(
                 store, run_id, settings, reporter, plan.targets, active, monitor, clock, items

@@ -15,8 +15,8 @@ Second, httpcore's ``current_async_library()`` runs ``import sniffio`` on every 
 no longer needs sniffio, and when it is absent each of those imports is a failed search of
 sys.path (about 0.7 ms per request). :func:`avoid_sniffio_search` records the absence once.
 
-:func:`speed_up` swaps the class of the pool inside a client made by ``net.make_client``, keeping
-its configuration (routing backend, SSRF guard, CA bundle, limits) untouched.
+``net.make_transport`` builds every client's pool from :class:`LinearConnectionPool`, so the check
+and archive stages both get it.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import sys
 import time
 
 import httpcore
-import httpx
 from httpcore._async.interfaces import AsyncConnectionInterface
 
 SWEEP_SECONDS = 1.0
@@ -92,13 +91,3 @@ def avoid_sniffio_search() -> None:
     """If sniffio is not installed, make ``import sniffio`` fail at once instead of searching."""
     if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
         sys.modules["sniffio"] = None  # type: ignore[assignment]  # ImportError without a search
-
-
-def speed_up(client: httpx.AsyncClient) -> httpx.AsyncClient:
-    """Give ``client``'s httpcore pool the linear assignment step (no-op for other transports)."""
-    avoid_sniffio_search()
-    transport = getattr(client, "_transport", None)
-    pool = getattr(transport, "_pool", None)
-    if type(pool) is httpcore.AsyncConnectionPool:
-        pool.__class__ = LinearConnectionPool
-    return client
