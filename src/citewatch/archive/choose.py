@@ -14,7 +14,7 @@ latest 2xx capture wins.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -72,3 +72,20 @@ def days_from_citation(timestamp: str, citation_date: str | None) -> int | None:
         return None
     cited = date.fromisoformat(citation_date)
     return (timestamp_to_datetime(timestamp).date() - cited).days
+
+
+def best_usable_snapshot(
+    snapshots: Iterable[Mapping[str, Any]],
+    citation_date: str | None,
+    rejected: Collection[str] = (),
+) -> Mapping[str, Any] | None:
+    """:func:`best_snapshot` among the captures whose timestamps were not rejected on replay
+    (``--verify`` found them to be soft-404s); the same rule picks the next candidate.
+
+    >>> rows = [{"timestamp": "20230101000000", "status": 200}, {"timestamp": "20231201000000", "status": 200}]
+    >>> best_usable_snapshot(rows, "2023-11-01", {"20230101000000"})["timestamp"]
+    '20231201000000'
+    """
+    return best_snapshot(
+        (s for s in snapshots if str(s["timestamp"]) not in rejected), citation_date
+    )

@@ -1,0 +1,169 @@
+"""Fetching a capture back from the Wayback Machine to see what it really is.
+
+Two uses: a citation that *is* a Wayback link (does that capture exist, at that timestamp?), and
+``--verify`` (is the chosen snapshot a real page, or a captured "page not found"?). Both fetch the
+``id_`` form (the bytes as captured, no toolbar or rewriting) and follow redirects by hand, within
+the archive only: a timestamp with no exact capture 302-redirects to the nearest one, which can be
+months away, and that is worth saying rather than silently accepting.
+
+The soft-404 rule is the checker's own (:func:`citewatch.check.classify.soft_404_reason`), so a
+capture and a live page are judged alike (English and Arabic "not found" titles and short texts).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+
+import httpx
+
+from ..check.classify import Page, soft_404_reason
+from ..check.probe import read_text, sha1_base32
+from .gateway import Family, Gateway
+
+#: Enough of a capture to read its title and a text sample.
+REPLAY_MAX_BODY = 1024 * 1024
+MAX_HOPS = 5
+_REPLAY_PATH = re.compile(r"^/web/\d{1,14}(?:[a-z]{2}_)?/")
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    """What replaying one capture showed."""
+
+    asked: str
+    """The timestamp asked for (as cited or as chosen)."""
+    outcome: str
+    """verified | redirected | soft_404 | not_archived | error"""
+    status: int | None = None
+    memento: str | None = None
+    """The capture actually served (14 digits, from Memento-Datetime)."""
+    final_url: str | None = None
+    sha1: str | None = None
+    title: str | None = None
+    text_sample: str | None = None
+    error: str | None = None
+    hops: tuple[str, ...] = ()
+    """Replay URLs redirected through."""
+
+    @property
+    def usable(self) -> bool:
+        """True if the capture served is a real 2xx page (exact or nearest)."""
+        return self.outcome in ("verified", "redirected")
+
+    @property
+    def rejects_capture(self) -> bool:
+        """True if the capture itself is bad (not merely the archive failing to answer now)."""
+        if self.outcome in ("soft_404", "not_archived"):
+            return True
+        return self.outcome == "error" and self.memento is not None
+
+    def check_fields(self) -> dict[str, object]:
+        """Columns of a ``snapshot_checks`` row."""
+        return {
+            "timestamp": self.asked,
+            "status": self.status,
+            "memento_datetime": self.memento,
+            "final_url": self.final_url,
+            "sha1": self.sha1,
+            "text_sample": self.text_sample,
+            "soft_404": int(self.outcome == "soft_404"),
+            "error": self.error,
+        }
+
+
+def memento_timestamp(header: str | None) -> str | None:
+    """``Memento-Datetime: Tue, 17 Oct 2017 23:08:58 GMT`` → ``20171017230858``."""
+    if not header:
+        return None
+    try:
+        return parsedate_to_datetime(header).strftime("%Y%m%d%H%M%S")
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _same_capture(asked: str, served: str | None) -> bool:
+    """A 14-digit timestamp must match exactly; a shorter one (as cited) is a prefix."""
+    if served is None:
+        return False
+    return served == asked if len(asked) >= 14 else served.startswith(asked)
+
+
+async def replay(gateway: Gateway, timestamp: str, original: str) -> ReplayResult:
+    """Fetch ``/web/<timestamp>id_/<original>`` and classify what came back."""
+    url = gateway.endpoints.replay(timestamp, original, raw=True)
+    hops: list[str] = []
+    base = httpx.URL(gateway.endpoints.base)
+    for _ in range(MAX_HOPS + 1):
+        reply = await gateway.get(Family.REPLAY, url, max_body=REPLAY_MAX_BODY)
+        location = reply.headers.get("location")
+        if reply.status in (301, 302, 303, 307, 308) and location:
+            target = httpx.URL(url).join(location)
+            if target.host != base.host or not _REPLAY_PATH.match(target.raw_path.decode()):
+                return ReplayResult(
+                    timestamp,
+                    "error",
+                    reply.status,
+                    memento_timestamp(reply.headers.get("memento-datetime")),
+                    url,
+                    error="the archive redirected outside its replay space",
+                    hops=tuple(hops),
+                )
+            hops.append(url)
+            url = str(target)
+            continue
+        return _classify(timestamp, original, url, reply.status, reply.headers, reply.body, hops)
+    return ReplayResult(timestamp, "error", None, None, url, error="too many replay redirects")
+
+
+def _classify(
+    asked: str,
+    original: str,
+    url: str,
+    status: int,
+    headers: httpx.Headers,
+    body: bytes,
+    hops: list[str],
+) -> ReplayResult:
+    memento = memento_timestamp(headers.get("memento-datetime"))
+    if status == 404 and memento is None:
+        return ReplayResult(
+            asked, "not_archived", status, None, url, error="no capture", hops=tuple(hops)
+        )
+    if memento is None and not 200 <= status < 300:
+        return ReplayResult(
+            asked,
+            "error",
+            status,
+            None,
+            url,
+            error=f"the archive answered HTTP {status}",
+            hops=tuple(hops),
+        )
+    text = read_text(body, headers.get("content-type"))
+    common = {
+        "status": status,
+        "memento": memento,
+        "final_url": url,
+        "sha1": sha1_base32(body) if body else None,
+        "title": text.title,
+        "text_sample": text.sample,
+        "hops": tuple(hops),
+    }
+    if not 200 <= status < 300:
+        return ReplayResult(asked, "error", error=f"the capture has status {status}", **common)
+    reason = soft_404_reason(
+        Page(
+            url=original,
+            final_url=original,
+            status=status,
+            title=text.title,
+            text=text.sample,
+            text_length=text.length,
+        )
+    )
+    if reason:
+        return ReplayResult(asked, "soft_404", error=reason, **common)
+    outcome = "verified" if _same_capture(asked, memento) else "redirected"
+    return ReplayResult(asked, outcome, **common)

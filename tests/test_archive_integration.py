@@ -1,0 +1,638 @@
+# ruff: noqa: F811 - the make_simwayback fixture is imported, and test parameters name it
+"""`archive` end-to-end: the real runner, gateway and client against simwayback over real loopback
+sockets (``--connect-to``, and TLS with a trustme CA where it says so) and a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import socket
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.simwayback import (  # noqa: F401 - make_simwayback is a fixture
+    Capture,
+    SimWayback,
+    SpnPlan,
+    make_simwayback,
+    wayback_settings,
+)
+
+from citewatch.archive.gateway import GatewayTuning
+from citewatch.archive.runner import ArchiveRunResult, ArchiveTuning, run_archive
+from citewatch.config import Settings
+from citewatch.models import ArchivedRef, Citation, Profile, Role
+from citewatch.net import ConnectTo
+from citewatch.progress import NullReporter
+from citewatch.store import Store
+
+Make = Callable[..., SimWayback]
+CITED = "2020-06-15"
+RECENT = (datetime.now(UTC) - timedelta(days=10)).strftime("%Y%m%d%H%M%S")
+#: Fast pauses, and replay/availability (no Settings knob) as generous as wayback_settings' CDX.
+FAST_RATES = {"replay": 600.0, "availability": 600.0}
+FAST = ArchiveTuning(gateway=GatewayTuning(pause_on_429=0.05, rates=FAST_RATES))
+
+
+# -- helpers ----------------------------------------------------------------------------------
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = Store.open(tmp_path / "citewatch.db")
+    yield opened
+    opened.close()
+
+
+def cite(url: str, role: Role = Role.SOURCE, archived: tuple[str, str] | None = None) -> Citation:
+    ref = ArchivedRef(original=archived[1], timestamp=archived[0]) if archived else None
+    return Citation(url=url, raw=url, line=1, column=1, role=role, archived=ref)
+
+
+def seed(
+    store: Store,
+    citations: list[Citation],
+    *,
+    published: str | None = CITED,
+    path: str = "profiles/p.md",
+    verdicts: dict[str, str] | None = None,
+    verdict: str = "alive",
+) -> None:
+    """One profile citing ``citations``; every URL gets ``verdict`` unless ``verdicts`` says otherwise."""
+    run_id = store.begin_run("scan")
+    digest = hashlib.sha256(repr((path, published, citations)).encode()).hexdigest()
+    store.save_profile(
+        Profile(path=path, published=published, sha256=digest, citations=citations), run_id
+    )
+    for row in store.query("SELECT id, url FROM urls"):
+        store.set_verdict(row["id"], run_id, (verdicts or {}).get(row["url"], verdict))
+    store.finish_run(run_id)
+
+
+def archive(
+    store: Store,
+    settings: Settings,
+    keys: tuple[str, str] | None = None,
+    tuning: ArchiveTuning | None = None,
+    reporter: NullReporter | None = None,
+) -> ArchiveRunResult:
+    """One ``archive`` run, as the CLI does it."""
+    run_id = store.begin_run("archive", ["archive"])
+    result = asyncio.run(
+        run_archive(
+            store, run_id, settings, reporter or NullReporter(), keys, tuning=tuning or FAST
+        )
+    )
+    store.finish_run(run_id, counts=result.summary, archive=result.archive)
+    return result
+
+
+def by_url(result: ArchiveRunResult) -> dict[str, dict[str, Any]]:
+    return {item["url"]: item for item in result.urls}
+
+
+def best_ts(item: dict[str, Any]) -> str | None:
+    return item["best_snapshot"]["timestamp"] if item["best_snapshot"] else None
+
+
+def closed_port() -> tuple[socket.socket, int]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+    return sock, sock.getsockname()[1]
+
+
+# -- choosing the snapshot --------------------------------------------------------------------
+def test_best_snapshot_before_after_and_around_the_citation_date(
+    make_simwayback: Make, store: Store
+) -> None:
+    soft = "http://news.test/"
+    wayback = make_simwayback(
+        {
+            soft + "before": [
+                Capture("20190101000000"),
+                Capture("20200301120000"),
+                Capture("20210101000000"),
+            ],
+            soft + "after": [Capture("20220101000000"), Capture("20210105000000")],
+            soft + "same-day": [Capture("20200101000000"), Capture("20200615230000")],
+            soft + "bad-near": [
+                Capture("20190101000000"),
+                Capture("20200601000000", status=404),
+                Capture("20200605000000", status=302, location="http://news.test/x"),
+                Capture("20200610000000", status=503),
+                Capture("20200612000000", revisit=True, digest="UNKNOWNDIGEST"),
+            ],
+            soft + "dupes": [Capture("20200101000000", repeat=3), Capture("20200102000000")],
+            soft + "none": [],
+        },
+        tls=True,
+    )
+    seed(
+        store,
+        [
+            cite(soft + name)
+            for name in ("before", "after", "same-day", "bad-near", "dupes", "none")
+        ],
+    )
+    result = archive(store, wayback_settings(wayback, save=False))
+
+    items = by_url(result)
+    assert result.archive == "ok" and result.message is None
+    assert best_ts(items[soft + "before"]) == "20200301120000"
+    assert items[soft + "before"]["best_snapshot"]["days_from_citation"] == -106
+    assert items[soft + "before"]["best_snapshot"]["url"] == (
+        "https://web.archive.org/web/20200301120000/http://news.test/before"
+    )
+    assert best_ts(items[soft + "after"]) == "20210105000000"
+    assert items[soft + "after"]["best_snapshot"]["days_from_citation"] == 204
+    assert best_ts(items[soft + "same-day"]) == "20200615230000"
+    # a 404, a 302, a 503 and an unresolvable revisit are all nearer: none is chosen
+    assert best_ts(items[soft + "bad-near"]) == "20190101000000"
+    assert items[soft + "bad-near"]["captures"] == 5
+    assert items[soft + "dupes"]["captures"] == 2  # three identical rows stored once
+    # "[]" is an answer: no snapshot, not an error
+    none = items[soft + "none"]
+    assert none["best_snapshot"] is None and none["lookup"] == "none" and none["captures"] == 0
+    assert result.summary["without_snapshot"] == 1 and result.summary["lookup_errors"] == 0
+    statuses = {
+        r["timestamp"]: r["status"]
+        for r in store.query(
+            "SELECT s.* FROM snapshots s JOIN urls u ON u.id = s.url_id WHERE u.url = ?",
+            [soft + "bad-near"],
+        )
+    }
+    assert statuses["20200612000000"] is None  # stored, status unknown
+    assert store.run(result.run_id)["archive"] == "ok"
+    lookups = store.query("SELECT result, source FROM archive_lookups ORDER BY id")
+    assert [r["result"] for r in lookups] == ["found"] * 5 + ["none"]
+
+
+def test_revisits_are_resolved_by_digest_when_the_server_does_not(
+    make_simwayback: Make, store: Store
+) -> None:
+    url = "http://news.test/rev"
+    real = Capture("20190101000000", body="<title>Real</title><p>" + "words " * 200)
+    gone = Capture("20190201000000", status=404, body="<title>Gone</title>")
+    wayback = make_simwayback(
+        {
+            url: [
+                real,
+                gone,
+                Capture("20200101000000", revisit=True, digest=_digest(real.body)),
+                Capture("20200610000000", revisit=True, digest=_digest(gone.body)),
+            ]
+        },
+        resolve_revisits=False,
+    )
+    seed(store, [cite(url)])
+    result = archive(store, wayback_settings(wayback, save=False))
+    # the revisit of the 200 stands for it; the later revisit of the 404 is never chosen
+    assert best_ts(by_url(result)[url]) == "20200101000000"
+    rows = {r["timestamp"]: r for r in store.query("SELECT * FROM snapshots")}
+    assert rows["20200101000000"]["status"] == 200
+    assert rows["20200101000000"]["mimetype"] == "warc/revisit"
+    assert rows["20200610000000"]["status"] == 404
+    assert "resolveRevisits=true" in wayback.requests("cdx")[0].raw_target
+
+
+def _digest(body: bytes | str | None) -> str:
+    from support.simwayback import digest_of
+
+    assert body is not None
+    return digest_of(body.encode() if isinstance(body, str) else body)
+
+
+def test_blocked_site_is_recorded_as_blocked(make_simwayback: Make, store: Store) -> None:
+    url = "http://excluded.test/page"
+    wayback = make_simwayback({url: [Capture("20200101000000")]}, blocked=["excluded.test"])
+    seed(store, [cite(url)])
+    result = archive(store, wayback_settings(wayback))
+    item = by_url(result)[url]
+    assert item["lookup"] == "blocked" and item["best_snapshot"] is None
+    assert item["save"] is None  # SPN would refuse an excluded site
+    assert result.summary["blocked"] == 1 and result.summary["without_snapshot"] == 0
+    assert store.query("SELECT result FROM archive_lookups")[0]["result"] == "blocked"
+    assert not wayback.requests("save")
+    assert result.archive == "ok"
+
+
+def test_availability_api_is_a_fallback_when_cdx_fails(make_simwayback: Make, store: Store) -> None:
+    url = "http://news.test/flaky-cdx"
+    wayback = make_simwayback(
+        {url: [Capture("20200101000000"), Capture("20230101000000")]},
+        script={"cdx": [500, 500, 500]},
+    )
+    seed(store, [cite(url)])
+    result = archive(store, wayback_settings(wayback, save=False, retries=2))
+    item = by_url(result)[url]
+    assert best_ts(item) == "20200101000000"  # closest to the citation date
+    lookup = store.query("SELECT * FROM archive_lookups")[0]
+    assert (lookup["source"], lookup["result"]) == ("availability", "found")
+    assert "HTTP 500" in lookup["error"]
+    assert len(wayback.requests("cdx")) == 3 and len(wayback.requests("availability")) == 1
+    assert wayback.requests("availability")[0].query["timestamp"] == ["20200615"]
+
+
+# -- batching, pagination, caching --------------------------------------------------------------
+def test_many_urls_on_one_host_take_one_prefix_query(make_simwayback: Make, store: Store) -> None:
+    host = "https://www.big.test/news/2020/"
+    urls = [f"{host}story-{i}" for i in range(6)]
+    captures = {url: [Capture(f"2020010{i + 1}000000")] for i, url in enumerate(urls)}
+    # captured under another spelling of the same page: no www, http, trailing slash
+    captures["http://big.test/news/2020/story-0/"] = [Capture("20200301000000")]
+    captures[f"{host}not-cited"] = [Capture("20200101000000")]
+    captures["https://other.test/a"] = [Capture("20200101000000")]
+    wayback = make_simwayback(captures)
+    seed(store, [cite(u) for u in [*urls, "https://other.test/a"]])
+    result = archive(store, wayback_settings(wayback, save=False))
+
+    cdx = wayback.requests("cdx")
+    assert len(cdx) == 2, [h.raw_target for h in cdx]
+    prefix = [h for h in cdx if h.query.get("matchType") == ["prefix"]]
+    assert len(prefix) == 1 and prefix[0].query["url"] == ["big.test/news/2020/"]
+    items = by_url(result)
+    assert [items[u]["captures"] for u in urls] == [2, 1, 1, 1, 1, 1]
+    assert best_ts(items[urls[0]]) == "20200301000000"
+    assert best_ts(items[urls[5]]) == "20200106000000"
+    assert items["https://other.test/a"]["captures"] == 1
+    stored = {r["original"] for r in store.query("SELECT original FROM snapshots")}
+    assert f"{host}not-cited" not in stored
+    sources = {r["source"] for r in store.query("SELECT source FROM archive_lookups")}
+    assert sources == {"cdx-prefix", "cdx"}
+
+
+def test_resume_key_pagination_and_batch_fallback(make_simwayback: Make, store: Store) -> None:
+    url = "http://paged.test/a"
+    wayback = make_simwayback({url: [Capture(f"2019010{i}000000") for i in range(1, 8)]})
+    seed(store, [cite(url)])
+    result = archive(
+        store, wayback_settings(wayback, save=False), tuning=ArchiveTuning(page_limit=3)
+    )
+    assert by_url(result)[url]["captures"] == 7
+    cdx = wayback.requests("cdx")
+    assert [h.status for h in cdx] == [200, 200, 200]  # a mangled resume key would get a 400
+    assert "resumeKey" not in cdx[0].query and all("resumeKey" in h.query for h in cdx[1:])
+    assert "+" in cdx[1].query["resumeKey"][0] and "%" in cdx[1].query["resumeKey"][0]
+
+    # A host batch that runs past its page budget falls back to one exact query per URL.
+    many = [f"http://huge.test/p{i}" for i in range(5)]
+    wayback2 = make_simwayback({u: [Capture("20200101000000")] * 1 for u in many})
+    seed(store, [cite(u) for u in many], path="profiles/q.md")
+    archive(
+        store,
+        wayback_settings(wayback2, save=False),
+        tuning=ArchiveTuning(page_limit=2, max_pages=2),
+    )
+    cdx2 = wayback2.requests("cdx")
+    assert [h.query.get("matchType") for h in cdx2[:2]] == [["prefix"], ["prefix"]]
+    assert sorted(h.query["url"][0] for h in cdx2[2:]) == sorted(many)
+    assert len(store.query("SELECT DISTINCT url_id FROM snapshots")) == 6
+
+
+def test_recent_lookups_are_not_repeated(make_simwayback: Make, store: Store) -> None:
+    urls = ["http://a.test/1", "http://b.test/2", "http://c.test/3"]
+    wayback = make_simwayback({urls[0]: [Capture("20200101000000")], urls[1]: []})
+    seed(store, [cite(u) for u in urls])
+    settings = wayback_settings(wayback, save=False)
+    first = archive(store, settings)
+    assert first.summary["lookups"] == 3 and len(wayback.requests("cdx")) == 3
+
+    second = archive(store, settings)
+    assert len(wayback.requests("cdx")) == 3  # nothing asked again
+    assert second.summary["lookups_cached"] == 3 and second.summary["lookups"] == 0
+    assert best_ts(by_url(second)[urls[0]]) == "20200101000000"
+    assert by_url(second)[urls[1]]["best_snapshot"] is None
+
+    settings.lookup_max_age = 0.0
+    archive(store, settings)
+    assert len(wayback.requests("cdx")) == 6
+
+
+# -- politeness -------------------------------------------------------------------------------
+def test_request_rate_stays_under_the_configured_limit(make_simwayback: Make, store: Store) -> None:
+    urls = [f"http://site{i}.test/a" for i in range(6)]
+    wayback = make_simwayback(
+        {u: [Capture("20200101000000")] for u in urls}, limits={"cdx": (3, 0.5)}
+    )
+    seed(store, [cite(u) for u in urls])
+    result = archive(store, wayback_settings(wayback, save=False, cdx_per_minute=240.0))
+    hits = wayback.requests("cdx")
+    assert len(hits) == 6 and all(h.status == 200 for h in hits)  # never over the server's budget
+    gaps = [b.t - a.t for a, b in zip(hits, hits[1:], strict=False)]
+    assert min(gaps) >= 0.25 * 0.9, gaps
+    assert wayback.max_in_window("cdx", 0.5) <= 3
+    assert result.archive == "ok"
+
+
+def test_a_429_pauses_the_whole_family_and_the_run_finishes(
+    make_simwayback: Make, store: Store
+) -> None:
+    urls = [f"http://site{i}.test/a" for i in range(6)]
+    wayback = make_simwayback(
+        {u: [Capture("20200101000000")] for u in urls}, limits={"cdx": (3, 0.4)}
+    )
+    seed(store, [cite(u) for u in urls])
+    reporter = NullReporter()
+    result = archive(
+        store,
+        wayback_settings(wayback, save=False),
+        tuning=ArchiveTuning(gateway=GatewayTuning(pause_on_429=0.4, rates=FAST_RATES)),
+        reporter=reporter,
+    )
+    hits = wayback.requests("cdx")
+    limited = [i for i, h in enumerate(hits) if h.status == 429]
+    assert limited, "the budget should have been exceeded"
+    for index in limited:  # nothing of the family was sent during the pause
+        assert hits[index + 1].t - hits[index].t >= 0.4 * 0.9
+    assert result.archive == "ok"
+    assert all(item["captures"] == 1 for item in result.urls)
+    assert any("429" in note for note in reporter.notes)
+
+
+def test_repeated_429s_trip_the_circuit_breaker(make_simwayback: Make, store: Store) -> None:
+    urls = [f"http://site{i}.test/a" for i in range(4)]
+    wayback = make_simwayback(
+        {u: [Capture("20200101000000")] for u in urls}, script={"cdx": [429] * 20}
+    )
+    seed(store, [cite(u) for u in urls])
+    result = archive(store, wayback_settings(wayback, retries=5))
+    assert result.archive == "rate_limited"
+    assert "429" in (result.message or "")
+    assert len(wayback.requests("cdx")) == 3  # three in a row, then nothing more
+    assert not wayback.requests("save") and not wayback.requests("availability")
+    assert all(item["lookup"] == "not_done" for item in result.urls)
+    assert result.summary["not_looked_up"] == 4 and result.summary["without_snapshot"] == 0
+    assert store.run(result.run_id)["archive"] == "rate_limited"
+
+
+def test_unreachable_archive_is_not_no_snapshot(store: Store, tmp_path: Path) -> None:
+    seed(store, [cite("http://a.test/1"), cite("http://b.test/2")])
+    sock, port = closed_port()
+    try:
+        settings = wayback_settings(_Nowhere(), save=True, retries=1)
+        settings.net.connect_to = [ConnectTo.parse(f"web.archive.org:80:127.0.0.1:{port}")]
+        result = archive(store, settings)
+    finally:
+        sock.close()
+    assert result.archive == "unreachable"
+    assert "unreachable" in (result.message or "")
+    assert result.summary["without_snapshot"] == 0 and result.summary["not_looked_up"] == 2
+    assert all(i["lookup"] == "not_done" and i["save"] is None for i in result.urls)
+    assert store.query("SELECT * FROM archive_lookups") == []  # no false "none" remembered
+    assert store.run(result.run_id)["archive"] == "unreachable"
+
+
+class _Nowhere:
+    """Just enough of a SimWayback for :func:`wayback_settings` (nothing listens)."""
+
+    base_url = "http://web.archive.org"
+    connect_to: list[str] = []
+    ca_path = None
+
+
+# -- Save Page Now ------------------------------------------------------------------------------
+def test_saves_only_live_sources_without_a_recent_capture(
+    make_simwayback: Make, store: Store
+) -> None:
+    base = "http://pages.test/"
+    urls = {
+        "fresh-none": ("alive", Role.SOURCE, []),
+        "old-capture": ("alive", Role.SOURCE, [Capture("20150101000000")]),
+        "moved": ("moved", Role.SOURCE, []),
+        "recent": ("alive", Role.SOURCE, [Capture(RECENT)]),
+        "recent-404": ("alive", Role.SOURCE, [Capture(RECENT, status=404)]),
+        "nav": ("alive", Role.NAVIGATION, []),
+        "blocked": ("blocked", Role.SOURCE, []),
+        "failing": ("failing", Role.SOURCE, []),
+        "dead": ("dead", Role.SOURCE, []),
+        "unchecked": ("unchecked", Role.SOURCE, []),
+    }
+    wayback = make_simwayback(
+        {base + name: caps for name, (_, _, caps) in urls.items()},
+        spn={base + "moved": SpnPlan(pending_polls=3)},
+    )
+    seed(
+        store,
+        [cite(base + name, role) for name, (_, role, _) in urls.items()],
+        verdicts={base + name: verdict for name, (verdict, _, _) in urls.items()},
+    )
+    result = archive(store, wayback_settings(wayback))
+    posted = {h.form["url"][0] for h in wayback.requests("save")}
+    assert posted == {base + n for n in ("fresh-none", "old-capture", "moved", "recent-404")}
+    items = by_url(result)
+    saved = items[base + "moved"]["save"]
+    assert saved["status"] == "success" and saved["timestamp"] and saved["job_id"]
+    polls = [h for h in wayback.requests("status") if saved["job_id"] in h.path]
+    assert len(polls) == 4  # pending three times, then success
+    rows = store.query("SELECT * FROM captures WHERE url = ?", [base + "moved"])
+    assert [(r["status"], r["job_id"], r["timestamp"]) for r in rows] == [
+        ("success", saved["job_id"], saved["timestamp"])
+    ]
+    for name in ("recent", "nav", "blocked", "failing", "dead", "unchecked"):
+        assert items[base + name]["save"] is None, name
+    assert result.summary["saves_requested"] == 4 and result.summary["saves_succeeded"] == 4
+    assert not any(h.authorization for h in wayback.hits)  # anonymous: no keys, no header
+
+
+def test_spn_errors_are_recorded_and_classified(make_simwayback: Make, store: Store) -> None:
+    base = "http://spn.test/"
+    wayback = make_simwayback(
+        {},
+        spn={
+            base + "daily": SpnPlan(submit_error="error:too-many-daily-captures"),
+            base + "missing": SpnPlan(
+                pending_polls=1, outcome="error", status_ext="error:not-found"
+            ),
+            base + "slow": SpnPlan(pending_polls=1000),
+        },
+    )
+    seed(store, [cite(base + n) for n in ("daily", "missing", "slow")])
+    settings = wayback_settings(wayback, spn_poll_timeout=0.3)
+    result = archive(store, settings)
+    items = by_url(result)
+    daily, missing, slow = (items[base + n]["save"] for n in ("daily", "missing", "slow"))
+    assert (daily["status"], daily["status_ext"], daily["retry"]) == (
+        "error",
+        "error:too-many-daily-captures",
+        True,
+    )
+    assert daily["job_id"] is None  # refused at submit, with HTTP 200
+    assert (missing["status"], missing["status_ext"], missing["retry"]) == (
+        "error",
+        "error:not-found",
+        False,
+    )
+    assert slow["status"] == "pending" and slow["job_id"]
+    assert result.summary["saves_failed"] == 2 and result.summary["saves_pending"] == 1
+    rows = {r["url"]: r for r in store.query("SELECT * FROM captures")}
+    assert rows[base + "daily"]["status_ext"] == "error:too-many-daily-captures"
+    assert "too-many-daily-captures" in rows[base + "daily"]["message"]
+    assert rows[base + "missing"]["status_ext"] == "error:not-found"
+    assert rows[base + "slow"]["status"] == "pending"
+
+    # Next run: the transient error is retried, the permanent one is not, the pending job is
+    # polled rather than submitted again.
+    wayback.spn[base + "slow"].pending_polls = 0
+    before = len(wayback.requests("save"))
+    second = archive(store, settings)
+    posted = [h.form["url"][0] for h in wayback.requests("save")[before:]]
+    assert posted == [base + "daily"]
+    assert by_url(second)[base + "slow"]["save"]["status"] == "success"
+    assert by_url(second)[base + "missing"]["save"] is None
+    assert store.query("SELECT status FROM captures WHERE url = ?", [base + "slow"]) == [
+        {"status": "success"}
+    ]
+
+
+def test_a_service_limit_stops_further_submissions(make_simwayback: Make, store: Store) -> None:
+    base = "http://limit.test/"
+    wayback = make_simwayback(
+        {}, spn={base + "a": SpnPlan(submit_error="error:user-session-limit")}
+    )
+    seed(store, [cite(base + n) for n in ("a", "b", "c")])
+    result = archive(store, wayback_settings(wayback))
+    assert [h.form["url"][0] for h in wayback.requests("save")] == [base + "a"]
+    items = by_url(result)
+    assert (
+        items[base + "b"]["save"] is None
+        and "user-session-limit" in items[base + "b"]["save_skipped"]
+    )
+
+
+def test_dry_run_and_no_save_post_nothing(make_simwayback: Make, store: Store) -> None:
+    urls = ["http://dry.test/a", "http://dry.test/b"]
+    wayback = make_simwayback({urls[1]: [Capture(RECENT)]})
+    seed(store, [cite(u) for u in urls])
+    result = archive(store, wayback_settings(wayback, dry_run=True), keys=("AKEY", "SKEY"))
+    items = by_url(result)
+    assert items[urls[0]]["save"] == {
+        "status": "dry_run",
+        "job_id": None,
+        "timestamp": None,
+        "status_ext": None,
+    }
+    assert items[urls[1]]["save"] is None
+    assert result.summary["saves_dry_run"] == 1
+    assert not wayback.requests("save") and not wayback.requests("status")
+    assert store.query("SELECT * FROM captures") == []
+
+    settings = wayback_settings(wayback, save=False, lookup_max_age=0.0)
+    result = archive(store, settings, keys=("AKEY", "SKEY"))
+    assert all(item["save"] is None for item in result.urls)
+    assert not wayback.requests("save")
+
+
+def test_keys_go_only_to_save_page_now_and_are_never_recorded(
+    make_simwayback: Make, store: Store, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    access, secret = "ACCESS-7f3a9c", "SECRET-b81e44d0"
+    base = "http://keys.test/"
+    wayback = make_simwayback(
+        {base + "ok": [Capture("20190101000000")]},
+        spn={
+            base + "echo": SpnPlan(submit_error="error:unauthorized", echo_auth=True),
+            base + "ok": SpnPlan(pending_polls=1),
+        },
+        tls=True,
+    )
+    seed(store, [cite(base + "ok"), cite(base + "echo")])
+    reporter = NullReporter()
+    result = archive(store, wayback_settings(wayback), keys=(access, secret), reporter=reporter)
+    auth = {(h.family, h.authorization) for h in wayback.hits}
+    assert {family for family, header in auth if header} == {"save", "status"}
+    assert {header for _, header in auth if header} == {f"LOW {access}:{secret}"}
+    echoed = by_url(result)[base + "echo"]["save"]
+    assert echoed["status"] == "error" and "***" in echoed["message"]
+
+    output = json.dumps({"urls": result.urls, "summary": result.summary, "message": result.message})
+    print(output)
+    captured = capsys.readouterr()
+    store.close()
+    blobs = [p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("citewatch.db")]
+    for text in (captured.out, captured.err, "\n".join(reporter.notes)):
+        assert access not in text and secret not in text
+    for blob in blobs:
+        assert access.encode() not in blob and secret.encode() not in blob
+
+
+def test_anonymous_saves_go_at_the_lower_rate(make_simwayback: Make, store: Store) -> None:
+    urls = [f"http://anon.test/{i}" for i in range(3)]
+    wayback = make_simwayback({})
+    seed(store, [cite(u) for u in urls])
+    settings = wayback_settings(wayback, spn_per_minute_keys=6000.0, spn_per_minute_anon=200.0)
+    archive(store, settings)
+    posts = wayback.requests("save")
+    assert len(posts) == 3 and not any(h.authorization for h in posts)
+    assert min(b.t - a.t for a, b in zip(posts, posts[1:], strict=False)) >= 0.3 * 0.9
+
+
+# -- replay: cited archive links and --verify ---------------------------------------------------
+def test_cited_archive_links_are_verified(make_simwayback: Make, store: Store) -> None:
+    original = "https://www.alsouria.net/content/article"
+    other = "https://gone.test/never-archived"
+    wayback = make_simwayback(
+        {original: [Capture("20171017230858"), Capture("20180301000000")]}, tls=True
+    )
+    wb = "https://web.archive.org/web/"
+    seed(
+        store,
+        [
+            cite(f"{wb}20171017230858/{original}", archived=("20171017230858", original)),
+            cite(f"{wb}20171001000000/{original}", archived=("20171001000000", original)),
+            cite(f"{wb}20150101000000/{other}", archived=("20150101000000", other)),
+        ],
+        published="2018-01-01",
+    )
+    result = archive(store, wayback_settings(wayback, save=False))
+    items = by_url(result)
+    exact, nearest = items[original]["cited_snapshots"]
+    assert (exact["status"], exact["actual_timestamp"]) == ("verified", "20171017230858")
+    assert nearest["status"] == "redirected" and nearest["redirected"] is True
+    assert nearest["actual_timestamp"] == "20171017230858"
+    assert items[other]["cited_snapshot"]["status"] == "not_archived"
+    # the original URLs are still looked up
+    assert {h.query["url"][0] for h in wayback.requests("cdx")} == {original, other}
+    assert best_ts(items[original]) == "20171017230858"
+    checks = store.query("SELECT * FROM snapshot_checks ORDER BY id")
+    assert [(c["timestamp"], c["memento_datetime"]) for c in checks] == [
+        ("20171017230858", "20171017230858"),
+        ("20171001000000", "20171017230858"),
+        ("20150101000000", None),
+    ]
+    assert "20171017230858id_" in checks[1]["final_url"]
+    assert result.summary["cited_verified"] == 1 and result.summary["cited_redirected"] == 1
+
+
+def test_verify_rejects_soft_404_captures_and_falls_back(
+    make_simwayback: Make, store: Store
+) -> None:
+    en, ar = "http://soft.test/en", "http://soft.test/ar"
+    not_found = "<html><head><title>Page not found</title></head><body>Sorry.</body></html>"
+    arabic = "<html><head><title>الصفحة غير موجودة</title></head><body>عذرا</body></html>"
+    wayback = make_simwayback(
+        {
+            en: [Capture("20190101000000"), Capture("20200501000000", body=not_found)],
+            ar: [
+                Capture("20190101000000"),
+                Capture("20200301000000", body=arabic),
+                Capture("20200501000000", body=arabic),
+            ],
+        }
+    )
+    seed(store, [cite(en), cite(ar)])
+    settings = wayback_settings(wayback, save=False, verify_snapshots=True)
+    result = archive(store, settings)
+    items = by_url(result)
+    assert best_ts(items[en]) == "20190101000000"
+    assert items[en]["best_snapshot"]["verified"] == "verified"
+    assert best_ts(items[ar]) == "20190101000000"  # both same-digest soft-404s rejected at once
+    assert result.summary["snapshots_rejected"] == 2
+    soft = store.query("SELECT timestamp FROM snapshot_checks WHERE soft_404 = 1 ORDER BY id")
+    assert [r["timestamp"] for r in soft] == ["20200501000000", "20200501000000"]
+
+    replays = len(wayback.requests("replay"))
+    again = archive(store, settings)
+    assert len(wayback.requests("replay")) == replays  # recent checks are reused
+    assert best_ts(by_url(again)[en]) == "20190101000000"
