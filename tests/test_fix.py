@@ -465,6 +465,27 @@ def test_a_shifted_column_is_accepted_when_the_raw_text_is_unique_on_its_line(st
     assert plan_fix(store, path).new_text == f"\tsee <{WB}/20200101000000/https://u.example/1>\n"
 
 
+def test_captures_found_to_be_soft_404s_on_replay_are_not_used(store, tmp_path):
+    path = tmp_path / "p.md"
+    scan(
+        store,
+        path,
+        "<https://s.example/1>\n",
+        "markdown",
+        [("<https://s.example/1>", "https://s.example/1")],
+    )
+    judge(store, "https://s.example/1", "dead", [("20200101000000", 200), ("20210101000000", 200)])
+    url_id = store.query("SELECT id FROM urls")[0]["id"]
+    store.record_snapshot_check(
+        store.begin_run("archive"), url_id, timestamp="20210101000000", soft_404=1
+    )
+    assert plan_fix(store, path).replaced[0]["snapshot"] == "20200101000000"
+    store.record_snapshot_check(
+        store.begin_run("archive"), url_id, timestamp="20200101000000", soft_404=1
+    )
+    assert "no usable 2xx snapshot" in plan_fix(store, path).unresolved[0]["reason"]
+
+
 def test_a_move_to_a_non_web_url_is_listed_not_written(store, tmp_path):
     path = tmp_path / "p.md"
     scan(

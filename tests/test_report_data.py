@@ -172,3 +172,28 @@ def test_a_profile_without_citations_or_date_still_has_a_group(tmp_path):
     store.save_profile(Profile(path="empty.md", sha256="x"), store.begin_run("scan"))
     data = gather(store)
     assert [g.path for g in data.profiles] == ["empty.md"] and data.profiles[0].citations == ()
+
+
+def test_a_capture_whose_replay_is_a_soft_404_is_never_suggested(tmp_path):
+    corpus = build_corpus(tmp_path)
+    url_id = corpus.store.query("SELECT id FROM urls WHERE url = ?", [DEAD])[0]["id"]
+    corpus.store.record_snapshot_check(
+        corpus.run2,
+        url_id,
+        timestamp="20231015080000",
+        status=200,
+        soft_404=1,
+        checked_at="2026-01-20T00:00:00Z",
+    )
+    c = records(gather(corpus.store))[DEAD]
+    assert c.best_snapshot.timestamp == "20190301120000"  # the next one by the same rule
+    # A later replay that is fine again makes the capture usable again.
+    corpus.store.record_snapshot_check(
+        corpus.run2,
+        url_id,
+        timestamp="20231015080000",
+        status=200,
+        soft_404=0,
+        checked_at="2026-01-21T00:00:00Z",
+    )
+    assert records(gather(corpus.store))[DEAD].best_snapshot.timestamp == "20231015080000"

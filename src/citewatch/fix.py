@@ -40,9 +40,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .archive.choose import best_snapshot
 from .models import BROKEN_VERDICTS
-from .report.data import SnapshotInfo, snapshot_info, suggested_replacement, with_fragment
+from .report.data import (
+    SnapshotInfo,
+    rejected_captures,
+    snapshot_info,
+    suggested_replacement,
+    usable_best_snapshot,
+    with_fragment,
+)
 from .report.safe import is_web_url
 from .store import Store
 from .urls import InvalidURL, resolve, unwrap_wayback
@@ -160,7 +166,8 @@ def _candidates(
         if row["moved_to"]:
             fixed.add(with_fragment(row["moved_to"], fragment))
         forms = tuple(sorted(fixed, key=len, reverse=True))
-        best = best_snapshot(snaps, row["published"])
+        rejected = rejected_captures(store, row["url_id"]).get(row["url_id"], ())
+        best = usable_best_snapshot(snaps, row["published"], rejected)
         snap = snapshot_info(best, url, row["published"], wayback_url) if best else None
         replacement, kind = suggested_replacement(verdict, row["moved_to"], snap, fragment)
         if verdict in BROKEN_VERDICTS and replacement is None:

@@ -253,6 +253,7 @@ def gather(
     snapshots = _grouped(store, "SELECT * FROM snapshots ORDER BY url_id, timestamp")
     captures = _grouped(store, "SELECT * FROM captures ORDER BY url_id, requested_at, id")
     samples = _snapshot_samples(store)
+    rejected = rejected_captures(store)
     ignored = store.ignored()
     profiles = {p["path"]: p for p in store.query("SELECT * FROM profiles")}
     findings = _findings(store)
@@ -265,7 +266,9 @@ def gather(
         if url_id is not None:
             key = (url_id, row["published"])
             if key not in best_cache:
-                best_cache[key] = best_snapshot(snapshots.get(url_id, ()), row["published"])
+                best_cache[key] = usable_best_snapshot(
+                    snapshots.get(url_id, ()), row["published"], rejected.get(url_id, ())
+                )
             best = best_cache[key]
         record = _citation_record(
             row,
@@ -314,6 +317,28 @@ def _latest_ok_checks(store: Store) -> dict[int, dict[str, Any]]:
         " FROM checks WHERE outcome IN ('ok', 'redirected')) WHERE rn = 1"
     )
     return {r["url_id"]: r for r in store.db.query(sql)}
+
+
+def rejected_captures(store: Store, url_id: int | None = None) -> dict[int, set[str]]:
+    """url_id → capture timestamps whose latest replay check found a soft-404: never suggested."""
+    sql = (
+        "SELECT url_id, timestamp FROM (SELECT url_id, timestamp, soft_404, ROW_NUMBER() OVER"
+        " (PARTITION BY url_id, timestamp ORDER BY checked_at DESC, id DESC) AS rn"
+        " FROM snapshot_checks" + (" WHERE url_id = ?" if url_id is not None else "") + ")"
+        " WHERE rn = 1 AND soft_404 = 1"
+    )
+    rejected: dict[int, set[str]] = defaultdict(set)
+    for r in store.db.query(sql, [url_id] if url_id is not None else []):
+        rejected[r["url_id"]].add(str(r["timestamp"]))
+    return rejected
+
+
+def usable_best_snapshot(
+    snapshots: Iterable[Mapping[str, Any]], published: str | None, rejected: Iterable[str] = ()
+) -> Mapping[str, Any] | None:
+    """The best snapshot (archive.choose's rule) among captures not rejected on replay."""
+    bad = set(rejected)
+    return best_snapshot((s for s in snapshots if str(s["timestamp"]) not in bad), published)
 
 
 def _snapshot_samples(store: Store) -> dict[tuple[int, str], str]:
