@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from . import __version__
 from .config import ConfigError, Settings, apply, archive_keys, load
@@ -770,7 +771,7 @@ def fix(
     wayback_url: WaybackOpt = None,
 ) -> None:
     """Replace broken citations with their best archived copy: a unified diff, or --write."""
-    from .fix import FixRefused, plan_fix, write_fix
+    from .fix import FixRefused, ProfileNotScanned, plan_fix, write_fix
 
     settings = _settings(config, db=db, wayback_url=wayback_url)
     if not profile.is_file():
@@ -779,7 +780,12 @@ def fix(
     path = _display_path(profile)
     if store.profile_row(path.as_posix()) is None:
         raise fail(f"{path} has not been scanned into {settings.db}; run `citewatch scan` first")
-    result = plan_fix(store, path, include_moved=include_moved, wayback_url=settings.wayback_url)
+    try:
+        result = plan_fix(
+            store, path, include_moved=include_moved, wayback_url=settings.wayback_url
+        )
+    except ProfileNotScanned as exc:
+        raise fail(str(exc)) from exc
     backup = None
     if write and result.diff:
         try:
@@ -793,12 +799,21 @@ def fix(
                 "diff": result.diff,
                 "replaced": result.replaced,
                 "unresolved": result.unresolved,
+                "already_fixed": result.already_fixed,
+                "refused": result.refused,
                 "written": bool(write and result.diff),
                 "backup": str(backup) if backup else None,
             }
         )
     else:
         sys.stdout.write(result.diff)
+        if result.refused:
+            err.print(f"warning: {result.refused}", markup=False)
+        if result.already_fixed:
+            err.print(
+                f"{len(result.already_fixed)} citation(s) already point at their archived copy",
+                markup=False,
+            )
         for item in result.unresolved:
             err.print(
                 f"not fixed: line {item.get('line')}: {item.get('url')}: {item.get('reason')}",
@@ -835,7 +850,13 @@ def history(
 
 
 def print_history(data: dict[str, Any]) -> None:
-    out.print(f"[bold]{data.get('url')}[/bold]  verdict: {data.get('verdict')}", highlight=False)
+    """Tables of the evidence; every cell is plain text (profile text may look like rich markup)."""
+    header = Text(f"{data.get('url')}  verdict: {data.get('verdict')}", style="bold")
+    if data.get("moved_to"):
+        header.append(f"  → {data['moved_to']}")
+    if data.get("ignored"):
+        header.append(f"  (ignored: {data['ignored']})")
+    out.print(header)
     sections = [
         (
             "Checks",
@@ -853,6 +874,19 @@ def print_history(data: dict[str, Any]) -> None:
             ["timestamp", "status", "mimetype", "digest"],
         ),
         (
+            "Replay checks",
+            data.get("snapshot_checks") or [],
+            [
+                "checked_at",
+                "timestamp",
+                "status",
+                "memento_datetime",
+                "final_url",
+                "soft_404",
+                "error",
+            ],
+        ),
+        (
             "Save requests",
             data.get("captures") or [],
             ["requested_at", "status", "job_id", "timestamp", "status_ext"],
@@ -868,7 +902,7 @@ def print_history(data: dict[str, Any]) -> None:
         for column in columns:
             table.add_column(column, overflow="fold")
         for row in rows:
-            table.add_row(*["" if row.get(c) is None else str(row.get(c)) for c in columns])
+            table.add_row(*[Text("" if row.get(c) is None else str(row.get(c))) for c in columns])
         out.print(table)
 
 
