@@ -293,7 +293,8 @@ def test_resume_key_pagination_and_batch_fallback(make_simwayback: Make, store: 
 
 def test_recent_lookups_are_not_repeated(make_simwayback: Make, store: Store) -> None:
     urls = ["http://a.test/1", "http://b.test/2", "http://c.test/3"]
-    wayback = make_simwayback({urls[0]: [Capture("20200101000000")], urls[1]: []})
+    unresolved = Capture("20200201000000", revisit=True, digest="NOSUCHDIGEST")
+    wayback = make_simwayback({urls[0]: [Capture("20200101000000"), unresolved], urls[1]: []})
     seed(store, [cite(u) for u in urls])
     settings = wayback_settings(wayback, save=False)
     first = archive(store, settings)
@@ -306,8 +307,10 @@ def test_recent_lookups_are_not_repeated(make_simwayback: Make, store: Store) ->
     assert by_url(second)[urls[1]]["best_snapshot"] is None
 
     settings.lookup_max_age = 0.0
-    archive(store, settings)
+    third = archive(store, settings)
     assert len(wayback.requests("cdx")) == 6
+    # asked again, nothing stored twice (not even the revisit whose status stays NULL)
+    assert by_url(third)[urls[0]]["captures"] == 2
 
 
 # -- politeness -------------------------------------------------------------------------------
@@ -382,6 +385,18 @@ def test_unreachable_archive_is_not_no_snapshot(store: Store, tmp_path: Path) ->
     assert all(i["lookup"] == "not_done" and i["save"] is None for i in result.urls)
     assert store.query("SELECT * FROM archive_lookups") == []  # no false "none" remembered
     assert store.run(result.run_id)["archive"] == "unreachable"
+
+
+def test_a_private_wayback_address_is_refused_without_connect_to(store: Store) -> None:
+    seed(store, [cite("http://a.test/1")])
+    sock, port = closed_port()
+    try:
+        settings = wayback_settings(_Nowhere(), wayback_url=f"http://127.0.0.1:{port}")
+        result = archive(store, settings)
+    finally:
+        sock.close()
+    assert result.archive == "unreachable"
+    assert "not public" in (result.message or "")
 
 
 class _Nowhere:

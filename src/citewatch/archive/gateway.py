@@ -287,7 +287,7 @@ class Gateway:
         self.client = client or make_client(
             settings.net,
             max_connections=8,
-            headers={"Accept-Encoding": "gzip, deflate", "Accept": "application/json"},
+            headers={"Accept-Encoding": "gzip, deflate"},
         )
         rates = family_rates(settings, keys)
         for name, value in self.tuning.rates.items():
@@ -357,7 +357,8 @@ class Gateway:
     ) -> Reply:
         self.check_open()
         limiter = self._limiter(family, url)
-        headers = {}
+        # Replays are pages; every API answers JSON (SPN2 needs the header to answer JSON at all).
+        headers = {} if family is Family.REPLAY else {"Accept": "application/json"}
         if auth and self._keys:
             headers["Authorization"] = f"LOW {self._keys[0]}:{self._keys[1]}"
 

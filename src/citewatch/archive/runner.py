@@ -107,7 +107,7 @@ async def run_archive(
             state.best = best_usable_snapshot(
                 store.snapshots_for(state.target.url_id),
                 state.target.citation_date,
-                _rejected(store, state.target.url_id),
+                rejected_timestamps(store, state.target.url_id),
             )
     archive = str(breaker.state)
     store.update_run(run_id, archive=archive)
@@ -284,7 +284,7 @@ class _Run:
         for state in states:
             url_id = state.target.url_id
             rows = self.store.snapshots_for(url_id)
-            state.rejected = _rejected(self.store, url_id)
+            state.rejected = rejected_timestamps(self.store, url_id)
             state.best = best_usable_snapshot(rows, state.target.citation_date, state.rejected)
             if verify:
                 await self._verify(state, rows)
@@ -422,9 +422,12 @@ def _minus(moment: datetime, seconds: float) -> datetime:
     return moment - timedelta(seconds=seconds)
 
 
-def _rejected(store: Store, url_id: int) -> set[str]:
+def rejected_timestamps(store: Store, url_id: int) -> set[str]:
     """Timestamps a replay showed to be unusable (soft-404, missing, or not a 2xx page), plus
-    every capture with the same digest as a soft-404 one (the same "not found" page)."""
+    every capture with the same digest as a soft-404 one (the same "not found" page).
+
+    Reports and ``fix`` can pass these to :func:`~citewatch.archive.choose.best_usable_snapshot`
+    to agree with ``archive --verify`` about the best snapshot."""
     rows = store.query(
         "SELECT timestamp FROM snapshot_checks WHERE url_id = ? AND (soft_404 = 1"
         " OR (status = 404 AND memento_datetime IS NULL)"
@@ -503,4 +506,4 @@ def _item(store: Store, settings: Settings, state: _UrlState) -> dict[str, Any]:
     return item
 
 
-__all__ = ["ArchiveRunResult", "ArchiveTuning", "run_archive"]
+__all__ = ["ArchiveRunResult", "ArchiveTuning", "rejected_timestamps", "run_archive"]

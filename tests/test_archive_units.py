@@ -1,0 +1,435 @@
+"""The archive layer's rules as pure functions: CDX parsing and queries, URL matching, the
+availability answer, SPN error classes, the save rule, the circuit breaker and the rate limiter."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import UTC, datetime
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from waybackpy.cdx_utils import check_collapses, check_filters
+
+from citewatch.archive.availability import parse_available
+from citewatch.archive.cdx import (
+    CdxFormatError,
+    CdxQuery,
+    CdxQueryError,
+    CdxRow,
+    common_prefix,
+    is_blocked,
+    match_host,
+    match_key,
+    parse_page,
+    resolve_revisits,
+)
+from citewatch.archive.choose import best_snapshot, best_usable_snapshot
+from citewatch.archive.gateway import ArchiveState, Breaker, Endpoints, Family, RateLimiter
+from citewatch.archive.policy import Target, collect_targets, is_fresh, save_decision
+from citewatch.archive.replay import memento_timestamp
+from citewatch.archive.spn import classify_error
+from citewatch.config import Settings
+
+HEADER = ["urlkey", "timestamp", "original", "mimetype", "statuscode", "digest", "length"]
+
+
+def row(ts: str, status: str = "200", mime: str = "text/html", digest: str = "D1") -> list[str]:
+    return ["com,example)/a", ts, "http://example.com/a", mime, status, digest, "1234"]
+
+
+# -- CDX answers ------------------------------------------------------------------------------
+def test_empty_answer_has_no_header_and_means_no_captures() -> None:
+    page = parse_page(b"[]")
+    assert page.rows == [] and page.resume_key is None and page.malformed == 0
+    assert parse_page(b"").rows == []
+
+
+def test_header_row_duplicates_and_statuses() -> None:
+    body = json.dumps([HEADER, row("20200101000000"), row("20200101000000"), row("2021", "404")])
+    page = parse_page(body)
+    assert [r.timestamp for r in page.rows] == ["20200101000000"]  # duplicate kept once
+    assert page.malformed == 1  # "2021" is not a 14-digit timestamp (CDXSnapshot refuses it)
+    assert page.rows[0].status == 200 and page.rows[0].length == 1234
+
+
+def test_column_order_follows_the_header() -> None:
+    header = ["timestamp", "original", "statuscode", "urlkey", "mimetype", "digest", "length"]
+    body = json.dumps(
+        [header, ["20200101000000", "http://x/", "301", "x)/", "text/html", "D", "1"]]
+    )
+    assert parse_page(body).rows[0].status == 301
+
+
+def test_resume_key_is_split_off() -> None:
+    body = json.dumps([HEADER, row("20200101000000"), [], ["com%2Cexample%29%2Fa+20200101000000"]])
+    page = parse_page(body)
+    assert page.resume_key == "com%2Cexample%29%2Fa+20200101000000"
+    assert len(page.rows) == 1
+
+
+def test_revisit_rows_keep_an_unknown_status() -> None:
+    page = parse_page(json.dumps([HEADER, row("20200101000000", "-", "warc/revisit")]))
+    assert page.rows[0].revisit and page.rows[0].status is None
+    assert best_snapshot([{"timestamp": "20200101000000", "status": None}], None) is None
+
+
+@pytest.mark.parametrize("body", [b"<html>429 Too Many Requests</html>", b'{"a": 1}'])
+def test_not_cdx_json_is_an_error_not_an_empty_answer(body: bytes) -> None:
+    with pytest.raises(CdxFormatError):
+        parse_page(body)
+
+
+def test_revisits_resolve_by_digest_to_the_nearest_earlier_capture() -> None:
+    rows = parse_page(
+        json.dumps(
+            [
+                HEADER,
+                row("20190101000000", "200", digest="A"),
+                row("20190201000000", "404", digest="B"),
+                row("20190301000000", "-", "warc/revisit", digest="A"),
+                row("20190401000000", "-", "warc/revisit", digest="B"),
+                row("20190501000000", "-", "warc/revisit", digest="C"),
+            ]
+        )
+    ).rows
+    resolved = {r.timestamp: r.status for r in resolve_revisits(rows)}
+    assert resolved == {
+        "20190101000000": 200,
+        "20190201000000": 404,
+        "20190301000000": 200,
+        "20190401000000": 404,
+        "20190501000000": None,
+    }
+
+
+def test_blocked_site_answer() -> None:
+    assert is_blocked(403, {"X-Archive-Wayback-Runtime-Error": "Blocked Site Error"})
+    assert is_blocked(403, {}, "AdministrativeAccessControlException: Blocked Site Error")
+    assert not is_blocked(403, {}, "Forbidden")
+    assert not is_blocked(200, {"X-Archive-Wayback-Runtime-Error": "x"})
+
+
+# -- CDX queries (waybackpy's validation, and ours on top) ----------------------------------------
+def test_query_parameters_are_encoded_the_cdx_way() -> None:
+    from waybackpy.cdx_utils import full_url
+
+    query = CdxQuery(
+        url="example.com/news/",
+        match_type="prefix",
+        filters=("statuscode:200", "!mimetype:warc/revisit"),
+        limit=500,
+        resume_key="com%2Cexample%29%2Fa+20200101000000",
+    )
+    url = full_url("https://web.archive.org/cdx/search/cdx", query.params())
+    sent = parse_qs(urlsplit(url).query)
+    assert sent["filter"] == ["statuscode:200", "!mimetype:warc/revisit"]  # repeated, not lost
+    assert sent["resumeKey"] == ["com%2Cexample%29%2Fa+20200101000000"]  # '+' and '%' survive
+    assert sent["matchType"] == ["prefix"] and sent["showResumeKey"] == ["true"]
+    assert sent["fl"] == [",".join(HEADER)] and sent["output"] == ["json"]
+    assert sent["resolveRevisits"] == ["true"]
+
+
+def test_waybackpy_checks_are_lax_so_ours_are_strict() -> None:
+    # waybackpy searches rather than matches: garbage around a field name passes its checks …
+    assert check_collapses(["junk digest junk"]) is True
+    check_filters(["junk statuscode:200"])
+    # … so CdxQuery adds a full match.
+    with pytest.raises(CdxQueryError):
+        CdxQuery(url="x", collapses=("junk digest junk",)).params()
+    with pytest.raises(CdxQueryError):
+        CdxQuery(url="x", filters=("junk statuscode:200",)).params()
+    with pytest.raises(CdxQueryError):  # waybackpy's own rule
+        CdxQuery(url="x", filters=("status:200",)).params()
+    with pytest.raises(CdxQueryError):
+        CdxQuery(url="x*", match_type="prefix").params()
+    with pytest.raises(CdxQueryError):
+        CdxQuery(url="x", from_="2020-01").params()
+    assert CdxQuery(url="x", collapses=("timestamp:8",)).params()["collapse0"] == "timestamp:8"
+
+
+def test_endpoints_derive_from_the_configured_bases() -> None:
+    settings = Settings(wayback_url="https://mirror.test/wb/", availability_url="https://av.test")
+    ends = Endpoints.from_settings(settings)
+    assert ends.cdx == "https://mirror.test/wb/cdx/search/cdx"
+    assert ends.save == "https://mirror.test/wb/save"
+    assert ends.save_status("spn2-a/b") == "https://mirror.test/wb/save/status/spn2-a%2Fb"
+    assert ends.available == "https://av.test/wayback/available"
+    assert (
+        ends.replay("2017", "https://x.test/a")
+        == "https://mirror.test/wb/web/2017id_/https://x.test/a"
+    )
+
+
+# -- matching rows to cited URLs --------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("one", "other", "same"),
+    [
+        ("https://www.example.com/a/", "http://example.com/a", True),
+        ("https://example.com/A?b=2&a=1", "https://example.com/a?a=1&b=2", True),
+        ("https://x.test/%D8%A7", "https://x.test/ا", True),
+        ("https://x.test/%d8%a7", "https://x.test/%D8%A7", True),
+        ("https://x.test:8080/a", "https://x.test/a", False),
+        ("https://x.test/a", "https://x.test/b", False),
+        ("https://x.test/a?p=1", "https://x.test/a?p=2", False),
+        ("https://sub.x.test/a", "https://x.test/a", False),
+    ],
+)
+def test_match_key(one: str, other: str, same: bool) -> None:
+    assert (match_key(one) == match_key(other)) is same
+
+
+def test_common_prefix_and_host() -> None:
+    urls = [
+        "https://www.x.test/news/2020/a",
+        "https://x.test/news/2020/b",
+        "http://x.test/news/2021/c",
+    ]
+    assert common_prefix(urls) == "x.test/news/"
+    assert common_prefix(["https://x.test/a", "https://x.test/b/c"]) == "x.test/"
+    assert match_host("https://WWW2.X.test:8443/a") == "x.test:8443"
+
+
+# -- availability -------------------------------------------------------------------------------
+def test_availability_answers() -> None:
+    closest = {
+        "status": "200",
+        "available": True,
+        "url": "http://web.archive.org/web/20200101000000/https://x.test/a",
+        "timestamp": "20200101000000",
+    }
+    found = parse_available({"archived_snapshots": {"closest": closest}})
+    assert isinstance(found, CdxRow)
+    assert (found.timestamp, found.status, found.original) == (
+        "20200101000000",
+        200,
+        "https://x.test/a",
+    )
+    assert parse_available({"archived_snapshots": {}}) is None
+    assert (
+        parse_available({"archived_snapshots": {"closest": {**closest, "available": False}}})
+        is None
+    )
+    assert parse_available("nonsense") is None
+
+
+# -- Save Page Now ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [
+        ("error:not-found", "permanent"),
+        ("error:blocked-url", "permanent"),
+        ("error:invalid-url", "permanent"),
+        ("error:too-many-daily-captures", "transient"),
+        ("error:gateway-timeout", "transient"),
+        ("error:something-new", "transient"),
+        (None, "transient"),
+        ("error:user-session-limit", "service"),
+        ("error:too-many-requests", "service"),
+        ("error:unauthorized", "service"),
+    ],
+)
+def test_spn_error_classes(code: str | None, kind: str) -> None:
+    assert classify_error(code) == kind
+
+
+NOW = datetime(2025, 6, 1, tzinfo=UTC)
+YEAR = 365 * 86400.0
+
+
+def target(
+    verdict: str = "alive", role: str = "source", cited: str | None = "2024-01-01"
+) -> Target:
+    return Target(1, "https://x.test/a", verdict, {role}, cited)
+
+
+def snap(ts: str, status: int | None = 200) -> dict[str, object]:
+    return {"timestamp": ts, "status": status}
+
+
+@pytest.mark.parametrize(
+    ("tgt", "snapshots", "captures", "action"),
+    [
+        (target(), [], [], "submit"),
+        (target("moved"), [], [], "submit"),
+        (target(), [snap("20240601000000")], [], "skip"),  # after the citation, within a year
+        (target(), [snap("20230601000000")], [], "submit"),  # before the citation date
+        (target(cited="2020-01-01"), [snap("20240601000000")], [], "skip"),
+        (target(cited="2020-01-01"), [snap("20240501000000")], [], "submit"),  # over a year old
+        (target(), [snap("20250101000000", 404)], [], "submit"),  # not a 2xx capture
+        (target(), [snap("20250101000000", None)], [], "submit"),  # an unresolved revisit
+        (target(), [], [{"status": "success", "timestamp": "20250501000000"}], "skip"),
+        (target("blocked"), [], [], "skip"),
+        (target("failing"), [], [], "skip"),
+        (target("dead"), [], [], "skip"),
+        (target("unchecked"), [], [], "skip"),
+        (target("skipped"), [], [], "skip"),
+        (target(role="navigation"), [], [], "skip"),
+        (
+            target(),
+            [],
+            [
+                {
+                    "status": "error",
+                    "status_ext": "error:not-found",
+                    "requested_at": "2025-05-30T00:00:00.000000Z",
+                }
+            ],
+            "skip",
+        ),
+        (
+            target(),
+            [],
+            [
+                {
+                    "status": "error",
+                    "status_ext": "error:read-timeout",
+                    "requested_at": "2025-05-30T00:00:00.000000Z",
+                }
+            ],
+            "submit",
+        ),
+        (
+            target(),
+            [],
+            [
+                {
+                    "id": 1,
+                    "status": "pending",
+                    "job_id": "j",
+                    "requested_at": "2025-05-31T12:00:00.000000Z",
+                }
+            ],
+            "poll",
+        ),
+        (
+            target(),
+            [],
+            [
+                {
+                    "id": 1,
+                    "status": "pending",
+                    "job_id": "j",
+                    "requested_at": "2025-05-01T12:00:00.000000Z",
+                }
+            ],
+            "submit",
+        ),
+    ],
+)
+def test_save_rule(tgt: Target, snapshots: list, captures: list, action: str) -> None:
+    assert save_decision(tgt, snapshots, captures, NOW, YEAR).action == action
+
+
+def test_targets_group_citations_by_url() -> None:
+    rows = [
+        {
+            "url_id": 1,
+            "url": "u",
+            "verdict": "alive",
+            "role": "navigation",
+            "published": "2021-05-01",
+        },
+        {"url_id": 1, "url": "u", "verdict": "alive", "role": "source", "published": "2020-02-03"},
+        {
+            "url_id": 1,
+            "url": "u",
+            "verdict": "alive",
+            "role": "source",
+            "published": "not a date",
+            "archived_timestamp": "2017",
+            "archived_original": "u",
+        },
+        {"url_id": None, "url": None, "verdict": None, "role": "source", "published": None},
+    ]
+    (only,) = collect_targets(rows)
+    assert only.citation_date == "2020-02-03" and only.is_source
+    assert only.cited == [("2017", "u")]
+
+
+def test_lookup_freshness() -> None:
+    recent = {"result": "none", "looked_up_at": "2025-05-31T00:00:00.000000Z"}
+    assert is_fresh(recent, NOW, 7 * 86400)
+    assert not is_fresh(recent, NOW, 3600)
+    assert not is_fresh({**recent, "result": "error"}, NOW, 7 * 86400)
+    assert not is_fresh(None, NOW, 7 * 86400)
+
+
+# -- replay, choice -----------------------------------------------------------------------------
+def test_memento_datetime() -> None:
+    assert memento_timestamp("Tue, 17 Oct 2017 23:08:58 GMT") == "20171017230858"
+    assert memento_timestamp("yesterday") is None and memento_timestamp(None) is None
+
+
+def test_rejected_captures_fall_back_by_the_same_rule() -> None:
+    rows = [snap("20190101000000"), snap("20200101000000"), snap("20210101000000")]
+    assert (
+        best_usable_snapshot(rows, "2020-06-01", {"20200101000000"})["timestamp"]
+        == "20190101000000"
+    )
+    assert (
+        best_usable_snapshot(rows, "2019-06-01", {"20190101000000"})["timestamp"]
+        == "20200101000000"
+    )
+
+
+# -- circuit breaker and limiter ------------------------------------------------------------------
+def test_breaker_trips_on_repeated_429s_per_family() -> None:
+    breaker = Breaker(max_consecutive_429=3)
+    breaker.answered(Family.CDX, 429)
+    breaker.answered(Family.CDX, 429)
+    breaker.answered(Family.SPN_STATUS, 200)  # another family's success does not reset CDX
+    assert not breaker.open
+    breaker.answered(Family.CDX, 429)
+    assert breaker.state is ArchiveState.RATE_LIMITED
+
+
+def test_breaker_a_success_resets_the_count() -> None:
+    breaker = Breaker(max_consecutive_429=2)
+    for status in (429, 200, 429, 200):
+        breaker.answered(Family.CDX, status)
+    assert not breaker.open
+
+
+def test_breaker_connection_failure_after_a_429_is_the_firewall() -> None:
+    breaker = Breaker()
+    breaker.answered(Family.CDX, 200)
+    breaker.answered(Family.CDX, 429)
+    breaker.connection_failed(Family.REPLAY, "ConnectError", final=False)
+    assert breaker.state is ArchiveState.RATE_LIMITED
+
+
+def test_breaker_unreachable_from_the_start_or_after_two_failures() -> None:
+    first = Breaker()
+    first.connection_failed(Family.CDX, "refused", final=False)
+    assert not first.open  # retries still to come
+    first.connection_failed(Family.CDX, "refused", final=True)
+    assert first.state is ArchiveState.UNREACHABLE
+
+    later = Breaker()
+    later.answered(Family.CDX, 200)
+    later.connection_failed(Family.CDX, "timeout", final=True)
+    assert not later.open  # one URL's bad luck
+    later.connection_failed(Family.CDX, "timeout", final=True)
+    assert later.state is ArchiveState.UNREACHABLE
+
+
+def test_rate_limiter_spaces_requests_and_pauses_the_family() -> None:
+    async def run() -> list[float]:
+        limiter = RateLimiter(per_minute=1200)  # 50 ms apart
+        starts: list[float] = []
+
+        async def one() -> None:
+            await limiter.acquire()
+            starts.append(time.monotonic())
+
+        await asyncio.gather(*(one() for _ in range(3)))
+        limiter.pause(0.2)
+        await one()
+        return starts
+
+    starts = asyncio.run(run())
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    assert gaps[0] >= 0.045 and gaps[1] >= 0.045
+    assert gaps[2] >= 0.19
