@@ -1,0 +1,5 @@
+"""`python -m citewatch` runs the CLI."""
+
+from citewatch.cli import main
+
+main()
