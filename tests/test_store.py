@@ -160,3 +160,33 @@ def test_killed_process_keeps_committed_work(tmp_path):
     reader = Store.open(path)  # writer never closed, as if killed
     assert len(reader.current_citations()) == 1
     assert reader.run(run)["finished"] is None
+
+
+def test_broken_citations_exclude_archive_links_and_ignored_urls(store):
+    run = store.begin_run("check")
+    wayback = "https://web.archive.org/web/2017/https://a.org/x"
+    profile = Profile(
+        path="b.txt",
+        sha256="b",
+        citations=[
+            Citation(url="https://a.org/x", raw="https://a.org/x", line=1, column=1),
+            Citation(
+                url=wayback,
+                raw=wayback,
+                line=2,
+                column=1,
+                archived=ArchivedRef("https://a.org/x", "2017"),
+            ),
+            Citation(url="https://a.org/y", raw="https://a.org/y", line=3, column=1),
+        ],
+    )
+    store.save_profile(profile, run)
+    ids = {row["url"]: row["id"] for row in store.query("SELECT id, url FROM urls")}
+    store.set_verdict(ids["https://a.org/x"], run, "dead")
+    store.set_verdict(ids["https://a.org/y"], run, "dead", confirmed=False)
+    assert [(c["line"], c["url"]) for c in store.broken_citations()] == [
+        (1, "https://a.org/x"),
+        (3, "https://a.org/y"),
+    ]
+    store.add_ignore("https://a.org/y", "paywalled, checked by hand")
+    assert [c["line"] for c in store.broken_citations()] == [1]

@@ -403,6 +403,13 @@ def do_check(store: Store, run_id: int, settings: Settings, reporter: Reporter) 
     return asyncio.run(run_check(store, run_id, settings, reporter))
 
 
+def judged_exit_code(store: Store, network: str) -> int:
+    """3 when nothing could be judged (offline), 1 when broken citations exist, else 0."""
+    if network == "offline":
+        return EXIT_OFFLINE
+    return EXIT_BROKEN if store.broken_citations() else EXIT_OK
+
+
 def check_json(result: Any, run: dict[str, Any]) -> dict[str, Any]:
     return {
         "run": {
@@ -507,7 +514,7 @@ def check(
         )
     if result.message:
         err.print(result.message, markup=False)
-    raise typer.Exit(result.exit_code)
+    raise typer.Exit(judged_exit_code(store, result.network))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -697,7 +704,7 @@ def audit(
         archive=archived.archive if archived else "skipped",
     )
     summary = corpus_summary(store, run_id)
-    exit_code = checked.exit_code
+    exit_code = judged_exit_code(store, checked.network)
     if as_json:
         _emit_json(
             {

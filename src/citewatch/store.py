@@ -487,6 +487,18 @@ class Store:
             params.append(profile_path)
         return self.query(sql + " ORDER BY p.path, ci.line, ci.col", params)
 
+    def broken_citations(self) -> list[dict[str, Any]]:
+        """Current citations that are broken: their URL is ``dead`` (confirmed or one-shot), the
+        citation is not itself an archive link (that one already points at a durable copy), and the
+        URL is not under an ``ignore`` override. This is what exit code 1 means."""
+        return self.query(
+            "SELECT ci.*, p.path, u.url, u.confirmed FROM citations ci"
+            " JOIN profiles p ON p.id = ci.profile_id JOIN urls u ON u.id = ci.url_id"
+            " WHERE ci.superseded_run IS NULL AND u.verdict = 'dead' AND ci.archived_timestamp IS NULL"
+            " AND u.url NOT IN (SELECT url FROM ignores WHERE removed_at IS NULL)"
+            " ORDER BY p.path, ci.line, ci.col"
+        )
+
     # -- checks and verdicts -------------------------------------------------------------------
     def cited_urls(self) -> Iterator[dict[str, Any]]:
         """URL rows cited by at least one current citation (skipped citations have no url_id)."""
