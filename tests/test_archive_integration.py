@@ -276,18 +276,16 @@ def test_resume_key_pagination_and_batch_fallback(make_simwayback: Make, store: 
     assert "resumeKey" not in cdx[0].query and all("resumeKey" in h.query for h in cdx[1:])
     assert "+" in cdx[1].query["resumeKey"][0] and "%" in cdx[1].query["resumeKey"][0]
 
-    # A host batch that runs past its page budget falls back to one exact query per URL.
+    # A host batch may take no more pages than it has URLs; past that it falls back to one exact
+    # query per URL (here 5 URLs and 6 rows on the host at one row per page).
     many = [f"http://huge.test/p{i}" for i in range(5)]
-    wayback2 = make_simwayback({u: [Capture("20200101000000")] * 1 for u in many})
+    everything = {u: [Capture("20200101000000")] for u in [*many, "http://huge.test/zz"]}
+    wayback2 = make_simwayback(everything)
     seed(store, [cite(u) for u in many], path="profiles/q.md")
-    archive(
-        store,
-        wayback_settings(wayback2, save=False),
-        tuning=ArchiveTuning(page_limit=2, max_pages=2),
-    )
+    archive(store, wayback_settings(wayback2, save=False), tuning=ArchiveTuning(page_limit=1))
     cdx2 = wayback2.requests("cdx")
-    assert [h.query.get("matchType") for h in cdx2[:2]] == [["prefix"], ["prefix"]]
-    assert sorted(h.query["url"][0] for h in cdx2[2:]) == sorted(many)
+    assert [h.query.get("matchType") for h in cdx2[:5]] == [["prefix"]] * 5
+    assert sorted(h.query["url"][0] for h in cdx2[5:]) == sorted(many)
     assert len(store.query("SELECT DISTINCT url_id FROM snapshots")) == 6
 
 

@@ -4,8 +4,9 @@ Shaped like pip-audit's services: one query per URL by default, and a batched fo
 service overrides when it can do better. CDX can: where one host has many cited URLs, a single
 ``matchType=prefix`` query over their common path (paginated with resume keys) replaces one query
 per URL, and its rows are distributed to the URLs whose :func:`~citewatch.archive.cdx.match_key`
-they share. A batch that errors or runs past its page budget falls back to per-URL queries, so a
-huge host never yields a silently partial answer.
+they share. A batch that errors or runs past its page budget (never more pages than URLs, so it
+cannot cost more than what it replaces) falls back to per-URL queries, so a huge host never yields
+a silently partial answer.
 
 Results: ``found`` (rows), ``none`` (``[]``: not archived), ``blocked`` (site excluded), ``error``
 (this URL only; the availability API was tried as a fallback). :class:`ArchiveStopped` from the
@@ -69,11 +70,13 @@ class CdxService:
     citation_timestamps: dict[str, str] = field(default_factory=dict)
     """url → 14-digit citation timestamp, for the availability fallback."""
 
-    async def _fetch(self, query: CdxQuery) -> tuple[list[CdxRow], bool]:
-        """Every row of a query, following resume keys; (rows, cut short by max_pages)."""
+    async def _fetch(
+        self, query: CdxQuery, max_pages: int | None = None
+    ) -> tuple[list[CdxRow], bool]:
+        """Every row of a query, following resume keys; (rows, cut short by the page budget)."""
         rows: list[CdxRow] = []
         current = query
-        for _ in range(self.max_pages):
+        for _ in range(max_pages or self.max_pages):
             reply = await self.gateway.get(Family.CDX, self.gateway.endpoints.cdx, current.params())
             if is_blocked(reply.status, reply.headers, reply.text[:4096]):
                 raise _Blocked()
@@ -129,8 +132,10 @@ class CdxService:
     async def _batch(self, urls: Sequence[str]) -> list[LookupResult] | None:
         """One prefix query for URLs on one host; None when it must fall back to single queries."""
         query = CdxQuery(url=common_prefix(urls), match_type="prefix", limit=self.page_limit)
+        # A batch may never cost more requests than the per-URL queries it replaces.
+        budget = min(self.max_pages, len(urls))
         try:
-            rows, cut = await self._fetch(query)
+            rows, cut = await self._fetch(query, budget)
         except _Blocked:
             return [LookupResult(url, "blocked", "cdx-prefix") for url in urls]
         except (_Failed, ArchiveRequestError):
