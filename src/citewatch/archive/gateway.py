@@ -24,6 +24,7 @@ every error text that leaves this module is passed through :meth:`Gateway.scrub`
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from collections.abc import Mapping
@@ -238,8 +239,6 @@ class Reply:
         return self.body.decode("utf-8", errors="replace")
 
     def json(self) -> Any:
-        import json
-
         return json.loads(self.body)
 
 
