@@ -10,6 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # `support` (not `tests`: waybackpy ships one)
 
+from support.simwayback import make_simwayback  # noqa: E402, F401 - fixture
 from support.simweb import Host, SimWeb  # noqa: E402
 
 

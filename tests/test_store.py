@@ -139,6 +139,10 @@ def test_duplicate_cdx_rows_are_stored_once(store):
     )
     assert store.record_snapshots(url_id, run, [snap, snap]) == 1
     assert store.record_snapshots(url_id, run, [snap]) == 0
+    revisit = Snapshot(
+        "https://x.org/1", "20210101000000", "https://x.org/1", None, "warc/revisit", "ABC", 10
+    )
+    assert store.record_snapshots(url_id, run, [revisit, revisit]) == 1  # NULL status still dedupes
 
 
 def test_a_failed_write_leaves_nothing_half_done(store):

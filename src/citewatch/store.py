@@ -185,8 +185,10 @@ def _m1_initial(db: sqlite_utils.Database) -> None:
         pk="id",
         foreign_keys=[("url_id", "urls", "id")],
     )
-    db["snapshots"].create_index(
-        ["url_id", "timestamp", "original", "status", "digest"], unique=True
+    # IFNULL: unresolved revisits have a NULL status, and NULLs never collide in a UNIQUE index.
+    db.execute(
+        "CREATE UNIQUE INDEX idx_snapshots_unique ON snapshots"
+        " (url_id, timestamp, original, IFNULL(status, -1), digest)"
     )
     db["archive_lookups"].create(
         {
