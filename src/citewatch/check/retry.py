@@ -105,6 +105,11 @@ async def with_retries(
         if on_wait is not None and state.next_action is not None:
             on_wait(state.outcome.result(), state.next_action.sleep)  # type: ignore[union-attr]
 
+    # Fast path: most URLs answer definitively the first time; tenacity is not even built then.
+    first = await attempt()
+    if not first.transient or policy.retries <= 0:
+        return first, 1
+    replay = [first]
     retrying = AsyncRetrying(
         stop=stop_after_attempt(max(0, policy.retries) + 1),
         retry=retry_if_result(lambda result: result.transient),
@@ -114,12 +119,6 @@ async def with_retries(
         retry_error_callback=lambda state: state.outcome.result(),  # type: ignore[union-attr]
         reraise=True,
     )
-
-    # Fast path: most URLs answer definitively the first time; skip tenacity's machinery then.
-    first = await attempt()
-    if not first.transient or policy.retries <= 0:
-        return first, 1
-    replay = [first]
 
     async def call() -> A:  # a real coroutine function, so tenacity awaits it
         return replay.pop() if replay else await attempt()

@@ -7,8 +7,11 @@ The order matters for honesty and resumability:
    ``check_all`` (so a killed run resumes where it stopped).
 2. **Canary** — if it is down, a handful of hosts are probed first; if they are unreachable too the
    run is ``offline`` and stops there instead of hammering thousands of URLs into timeouts.
-3. **Probe** — each check is committed as soon as it completes. A long streak of connection
-   failures makes us ask the canary again; if it has gone, probing stops (fail fast).
+3. **Probe** — checks are committed in small batches (:class:`CheckBatch`: every
+   ``FLUSH_EVERY`` results, and at most ``FLUSH_SECONDS`` after a result came in), so a run killed
+   with ``kill -9`` loses at most the last fraction of a second of probes; those URLs are simply
+   probed again by the next run. A long streak of connection failures makes us ask the canary
+   again; if it has gone, probing stops (fail fast).
 4. **Judge** — unless offline, verdicts are recomputed from the whole history of every cited URL
    (self-healing after a killed run), in one transaction.
 """
@@ -26,6 +29,7 @@ from typing import Any
 import httpx
 
 from ..config import Settings
+from ..httppool import declare_asyncio
 from ..models import NetworkHealth, Outcome, ProbeResult, Verdict
 from ..net import make_client
 from ..progress import Reporter
@@ -37,6 +41,10 @@ from .scheduler import Scheduler
 
 #: Hosts probed before giving up when the canary is down.
 SAMPLE_HOSTS = 5
+#: Probe results are committed together, this many at a time…
+FLUSH_EVERY = 100
+#: …and never later than this many seconds after the first of them came in.
+FLUSH_SECONDS = 0.2
 
 
 @dataclass
@@ -159,6 +167,66 @@ def _ignored_item(row: dict[str, Any], reason: str) -> dict[str, Any]:
         "attempts": 0,
         "_id": row["id"],
     }
+
+
+class CheckBatch:
+    """Probe results waiting to be committed, one transaction per batch instead of one per URL.
+
+    A batch is written when it holds ``size`` results, ``seconds`` after its first result (a timer
+    on the running loop), and by :meth:`flush` (the runner flushes when probing ends, however it
+    ends). A killed process therefore loses at most the results of the last ``seconds``.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        run_id: int,
+        size: int = FLUSH_EVERY,
+        seconds: float = FLUSH_SECONDS,
+    ) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.size = max(1, size)
+        self.seconds = seconds
+        self._pending: list[tuple[int, ProbeResult, str]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._error: Exception | None = None
+
+    def add(self, url_id: int, result: ProbeResult, network: str) -> None:
+        if self._error is not None:  # a timed flush failed: fail the run as a direct write would
+            error, self._error = self._error, None
+            raise error
+        self._pending.append((url_id, result, network))
+        if len(self._pending) >= self.size:
+            self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.seconds, self._timed_flush)
+
+    def _timed_flush(self) -> None:
+        self._timer = None
+        try:
+            self.flush()
+        except Exception as exc:  # raised by the next add() or flush(), in the runner's task
+            self._error = exc
+
+    def flush(self) -> None:
+        """Commit everything pending, in the order it came in (all of it, or none of it)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        try:
+            with self.store.transaction():
+                for url_id, result, network in pending:
+                    self.store.record_check(self.run_id, url_id, result, network)
+        except BaseException:
+            self._pending[:0] = pending  # rolled back: still pending
+            raise
 
 
 def _histories(store: Store) -> Iterator[tuple[int, list[dict[str, Any]]]]:
@@ -317,6 +385,7 @@ async def _probe_all(
     items: list[dict[str, Any]],
 ) -> int | None:
     """Probe ``targets``; returns how many were probed if the run stopped early, else None."""
+    declare_asyncio()
     scheduler: Scheduler[Target] = Scheduler(
         settings.net.concurrency, settings.per_host, settings.host_interval
     )
@@ -326,6 +395,7 @@ async def _probe_all(
     store.update_run(run_id, network=str(provisional))
     probed = 0
     rechecking: asyncio.Task[None] | None = None
+    batch = CheckBatch(store, run_id)
 
     async def recheck_canary() -> None:
         ok, error = await prober.reachable(settings.canary_url)
@@ -340,30 +410,33 @@ async def _probe_all(
         result = await prober.probe(target.url)
         monitor.observe(target.host, result.outcome, result.status is not None)
         health = provisional if monitor.canary_ok else NetworkHealth.DEGRADED
-        store.record_check(run_id, target.url_id, result, str(health))
+        batch.add(target.url_id, result, str(health))
         items.append(_item(target, result))
         probed += 1
         reporter.advance()
         if monitor.suspicious and monitor.canary_ok and (rechecking is None or rechecking.done()):
             rechecking = asyncio.create_task(recheck_canary())
 
-    remaining: Iterable[Target] = targets
-    if not monitor.canary_ok:
-        sample: dict[str, Target] = {}
-        for target in targets:
-            sample.setdefault(target.host, target)
-            if len(sample) >= SAMPLE_HOSTS:
-                break
-        reporter.note(
-            f"the canary {settings.canary_url} is unreachable ({monitor.canary_error}); "
-            f"probing {len(sample)} hosts before going on"
-        )
-        await scheduler.run(((t.host, t) for t in sample.values()), work)
-        if monitor.status is NetworkHealth.OFFLINE:
-            return probed
-        chosen = {t.url_id for t in sample.values()}
-        remaining = [t for t in targets if t.url_id not in chosen]
-    await scheduler.run(((t.host, t) for t in remaining), work)
-    if rechecking is not None:
-        await rechecking
-    return probed if scheduler.stopped else None
+    try:
+        remaining: Iterable[Target] = targets
+        if not monitor.canary_ok:
+            sample: dict[str, Target] = {}
+            for target in targets:
+                sample.setdefault(target.host, target)
+                if len(sample) >= SAMPLE_HOSTS:
+                    break
+            reporter.note(
+                f"the canary {settings.canary_url} is unreachable ({monitor.canary_error}); "
+                f"probing {len(sample)} hosts before going on"
+            )
+            await scheduler.run(((t.host, t) for t in sample.values()), work)
+            if monitor.status is NetworkHealth.OFFLINE:
+                return probed
+            chosen = {t.url_id for t in sample.values()}
+            remaining = [t for t in targets if t.url_id not in chosen]
+        await scheduler.run(((t.host, t) for t in remaining), work)
+        if rechecking is not None:
+            await rechecking
+        return probed if scheduler.stopped else None
+    finally:
+        batch.flush()
