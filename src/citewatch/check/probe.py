@@ -16,7 +16,7 @@ import random
 import re
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -39,6 +39,7 @@ from .classify import (
     outcome_for_status,
     soft_404_reason,
 )
+from .direct import DirectSender, RawResponse
 from .retry import RetryPolicy, parse_retry_after, with_retries
 from .scheduler import Scheduler
 
@@ -70,18 +71,38 @@ async def read_capped(response: httpx.Response, cap: int) -> tuple[bytes, bool]:
     """Read at most ``cap`` decoded bytes; (body, read whole). Stops early on an endless body."""
     if response.is_stream_consumed:  # already in memory (e.g. a MockTransport response)
         return response.content[:cap], len(response.content) <= cap
-    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    encoding = _encoding(response.headers)
+    if encoding not in _OWN_DECODING:  # not advertised by us; let httpx decode it, still capped
+        return await _read_decoded(response, cap)
+    return await _read_raw(response.aiter_raw(), encoding, cap)
+
+
+async def _read_direct(response: RawResponse, cap: int) -> tuple[bytes, bool]:
+    """:func:`read_capped` for a response of the direct route (see :mod:`.direct`)."""
+    encoding = _encoding(response.headers)
+    if encoding not in _OWN_DECODING:
+        return await _read_decoded(response.as_httpx(), cap)
+    return await _read_raw(response.chunks(), encoding, cap)
+
+
+_OWN_DECODING = frozenset({"gzip", "x-gzip", "deflate", "", "identity"})
+
+
+def _encoding(headers: httpx.Headers) -> str:
+    return headers.get("content-encoding", "identity").strip().lower()
+
+
+async def _read_raw(chunks: AsyncIterator[bytes], encoding: str, cap: int) -> tuple[bytes, bool]:
+    """Decode (gzip, deflate or identity) raw ``chunks`` up to ``cap`` decoded bytes."""
     if encoding in ("gzip", "x-gzip"):
         decoder: zlib._Decompress | None = zlib.decompressobj(16 + zlib.MAX_WBITS)
     elif encoding == "deflate":
         decoder = zlib.decompressobj()
-    elif encoding in ("", "identity"):
+    else:
         decoder = None
-    else:  # not advertised by us; let httpx decode it, still counting decoded bytes
-        return await _read_decoded(response, cap)
     buffer = bytearray()
     first = True
-    async for chunk in response.aiter_raw():
+    async for chunk in chunks:
         if decoder is None:
             buffer += chunk
         else:
@@ -219,6 +240,8 @@ class Prober:
         #: Whole-exchange limit (connect + headers + body): a trickling server cannot hold us.
         self.total_timeout = max(settings.net.timeout * 2, 1.0)
         self._prints: dict[str, asyncio.Future[HostPrint | None]] = {}
+        #: The client's pool, driven directly when the client is a plain one (see .direct).
+        self._direct = DirectSender.for_client(client, REQUEST_HEADERS)
 
     # -- public ---------------------------------------------------------------------------
     async def probe(self, url: str) -> ProbeResult:
@@ -373,29 +396,46 @@ class Prober:
         return Attempt(result, transient=outcome in TRANSIENT_OUTCOMES, host=current.host)
 
     async def _exchange(self, method: str, url: httpx.URL) -> Exchange:
+        direct = self._direct
         async with self.scheduler.request(url.host), asyncio.timeout(self.total_timeout):
+            if direct is not None and direct.usable(url):
+                raw = await direct.open(method, url)
+                try:
+                    self._check_headers(raw.headers)
+                    if method == "HEAD":
+                        body, complete = b"", True
+                    else:
+                        body, complete = await _read_direct(raw, self._cap(raw.status))
+                finally:
+                    await raw.aclose()
+                return Exchange(str(url), method, raw.status, raw.headers, body, complete, url)
             request = self.client.build_request(method, url, headers=REQUEST_HEADERS)
             response = await self.client.send(request, stream=True)
             try:
-                size = sum(len(k) + len(v) + 4 for k, v in response.headers.raw)
-                if size > self.settings.max_header_bytes:
-                    raise HeadersTooLarge(
-                        f"response headers are {size} bytes, over the "
-                        f"{self.settings.max_header_bytes}-byte limit"
-                    )
+                self._check_headers(response.headers)
                 if method == "HEAD":
                     body, complete = b"", True
                 else:
-                    small = response.status_code in REDIRECT_STATUSES or response.status_code >= 400
-                    cap = (
-                        min(SMALL_BODY, self.settings.max_body) if small else self.settings.max_body
-                    )
-                    body, complete = await read_capped(response, cap)
+                    body, complete = await read_capped(response, self._cap(response.status_code))
             finally:
                 await response.aclose()
         return Exchange(
             str(url), method, response.status_code, response.headers, body, complete, url
         )
+
+    def _check_headers(self, headers: httpx.Headers) -> None:
+        size = sum(len(k) + len(v) + 4 for k, v in headers.raw)
+        if size > self.settings.max_header_bytes:
+            raise HeadersTooLarge(
+                f"response headers are {size} bytes, over the "
+                f"{self.settings.max_header_bytes}-byte limit"
+            )
+
+    def _cap(self, status: int) -> int:
+        """Redirect and error bodies are only read a little (to keep the connection reusable)."""
+        if status in REDIRECT_STATUSES or status >= 400:
+            return min(SMALL_BODY, self.settings.max_body)
+        return self.settings.max_body
 
     # -- classification ---------------------------------------------------------------------
     async def _classify(
