@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import gc
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -294,6 +295,7 @@ async def run_check(
     stopped_after: int | None = None
     reporter.stage("check", len(plan.targets))
     if plan.targets:
+        gc.freeze()  # what exists now lives for the whole run: keep it out of every collection
         own_client = client is None
         active = client or make_client(settings.net, max_connections=_pool_size(settings))
         try:
@@ -303,6 +305,7 @@ async def run_check(
         finally:
             if own_client:
                 await active.aclose()
+            gc.unfreeze()
     network = monitor.status if plan.targets else NetworkHealth.OK
     store.update_run(run_id, network=str(network))
     changed = 0
