@@ -44,6 +44,15 @@ class LinearConnectionPool(httpcore.AsyncConnectionPool):
     """httpcore's pool with an O(connections + queued requests) assignment step."""
 
     _last_sweep: float = 0.0
+    #: Makes the TLS context on first use when the pool was given none (loading the CA bundle
+    #: takes a tenth of a second, wasted on a run that only sees plain-HTTP hosts).
+    ssl_factory: typing.Callable[[], ssl.SSLContext] | None = None
+
+    def create_connection(self, origin: httpcore.Origin) -> AsyncConnectionInterface:
+        factory = self.ssl_factory
+        if factory is not None and self._ssl_context is None and origin.scheme != b"http":
+            self._ssl_context = self.ssl_factory()
+        return super().create_connection(origin)
 
     def _assign_requests_to_connections(self) -> list[AsyncConnectionInterface]:
         closing: list[AsyncConnectionInterface] = []

@@ -223,8 +223,10 @@ def make_transport(
     transport = httpx.AsyncHTTPTransport(http2=settings.http2)
     # httpx does not expose httpcore's network_backend; replace the pool with one that has ours
     # (and a linear-time assignment step: see httppool).
-    transport._pool = LinearConnectionPool(
-        ssl_context=ssl_context(settings),
+    # The default context is made on the first https connection (see ssl_factory); one with
+    # --cacert at once, so that a bad bundle still fails here, before any probe.
+    pool = LinearConnectionPool(
+        ssl_context=ssl_context(settings) if settings.cacert else None,
         max_connections=limit,
         max_keepalive_connections=limit,
         keepalive_expiry=5.0,
@@ -232,6 +234,8 @@ def make_transport(
         http2=settings.http2,
         network_backend=RoutingBackend(settings),
     )
+    pool.ssl_factory = lambda: ssl_context(settings)
+    transport._pool = pool
     return transport
 
 
