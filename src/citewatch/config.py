@@ -170,6 +170,8 @@ def apply(settings: Settings, values: dict[str, Any], origin: str) -> Settings:
 
 
 ENV_PREFIX = "CITEWATCH_"
+#: CITEWATCH_* variables that are not settings (CITEWATCH_DEBUG=1 shows tracebacks).
+_NOT_SETTINGS = {"debug"}
 
 
 def from_environment(environ: dict[str, str] | None = None) -> dict[str, Any]:
@@ -190,6 +192,8 @@ def from_environment(environ: dict[str, str] | None = None) -> dict[str, Any]:
         if not name.startswith(ENV_PREFIX):
             continue
         key = name[len(ENV_PREFIX) :].lower()
+        if key in _NOT_SETTINGS:
+            continue
         kind = types.get(key, "str")
         try:
             if kind == "int":
