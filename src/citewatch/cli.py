@@ -431,7 +431,8 @@ def print_verdict_summary(summary: dict[str, int], title: str = "URLs by verdict
     table.add_column("verdict")
     table.add_column("URLs", justify="right")
     for verdict, count in sorted(summary.items(), key=lambda kv: (-kv[1], kv[0])):
-        table.add_row(verdict, str(count))
+        if count:
+            table.add_row(verdict, str(count))
     out.print(table)
 
 
@@ -512,7 +513,7 @@ def check(
             f"run {run_id}: probed {result.probed} URLs, {result.skipped_fresh} fresh enough to skip; "
             f"network {result.network}"
         )
-    if result.message:
+    if result.message and quiet:  # otherwise the runner has already shown it on stderr
         err.print(result.message, markup=False)
     raise typer.Exit(judged_exit_code(store, result.network))
 
@@ -583,7 +584,7 @@ def archive(
         _emit_json(archive_json(result))
     else:
         print_archive_summary(result)
-    if result.message:
+    if result.message and quiet:
         err.print(result.message, markup=False)
     raise typer.Exit(EXIT_OFFLINE if result.archive == "unreachable" else EXIT_OK)
 
@@ -721,10 +722,10 @@ def audit(
         print_verdict_summary(checked.summary)
         print_broken(store, settings.one_shot)
         print_audit_summary(summary, scan_counts, checked, archived, settings.out, len(written))
-    if checked.message:
-        err.print(checked.message, markup=False)
-    if archived is not None and archived.message:
-        err.print(archived.message, markup=False)
+    if quiet:  # otherwise the stages have already shown their messages on stderr
+        for message in (checked.message, archived.message if archived else None):
+            if message:
+                err.print(message, markup=False)
     raise typer.Exit(exit_code)
 
 
