@@ -63,9 +63,9 @@ def parse_date(text: str) -> str | None:
     """An ISO date from a whole string: ISO (with time), ``Nov 1, 2023``, ``1 Nov 2023``, PDF ``D:``."""
     value = _LABEL.sub("", text.strip()).strip().rstrip(".")
     if m := _ISO.fullmatch(value):
-        return _date(m.group(1), m.group(2), m.group(3))
+        return _date(m.group(1), int(m.group(2)), m.group(3))
     if m := _PDF.match(value):
-        return _date(m.group(1), m.group(2), m.group(3))
+        return _date(m.group(1), int(m.group(2)), m.group(3))
     if m := _MDY.fullmatch(value):
         return _date(m.group(3), m.group(1), m.group(2))
     if m := _DMY.fullmatch(value):

@@ -1,0 +1,380 @@
+"""Markdown reader (CommonMark via markdown-it-py): inline and reference links, images, autolinks,
+bare URLs in text; nothing inside code spans, fenced or indented code.
+
+markdown-it-py gives block line ranges (``token.map``) but no columns, and it rewrites link targets
+(unescaping, percent-encoding). To report the target *as written* at its exact line and column, the
+inline rules that consume source (links, images, autolinks, code spans, inline HTML) are wrapped to
+record their span in the inline source; spans are mapped back to file lines and columns, and bare
+URLs are searched only in the text outside those spans. Link targets are taken verbatim (no
+normalisation, no "unsafe scheme" filter): resolving and classifying them is :mod:`citewatch.urls`'s
+job, and ``javascript:`` links must be recorded (as skipped), not silently dropped.
+
+Front matter (``---`` … ``---`` with simple ``key: value`` lines: title, author/authors,
+date/published) and a ``Published: …`` line give the metadata; else the first heading and a
+``by …`` line.
+"""
+
+from __future__ import annotations
+
+import bisect
+import html
+import re
+from collections.abc import Callable
+
+from markdown_it import MarkdownIt
+from markdown_it.common.utils import unescapeAll
+from markdown_it.rules_inline import StateInline
+from markdown_it.token import Token
+
+from ..models import Role
+from .bare import find_urls
+from .context import (
+    Extracted,
+    Ref,
+    collapse,
+    is_nav_line,
+    is_nav_path,
+    is_nav_section,
+    is_relative,
+    sentence_at,
+)
+from .metadata import has_date_label, parse_date, split_authors
+
+_SPAN_RULES = ("link", "image", "autolink", "backticks", "html_inline")
+_FRONT_KEYS = re.compile(r"^([A-Za-z_][\w-]*)\s*:\s*(.*)$")
+_REF_DEF = re.compile(
+    r"^ {0,3}\[((?:\\.|[^\[\]\\\n])+)\]:[ \t]*\n?[ \t]*(<[^<>\n]*>|\S+)", re.MULTILINE
+)
+_LABEL_TAIL = re.compile(r"\]\s*\[((?:\\.|[^\[\]\\])*)\]$")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+
+
+def _make() -> MarkdownIt:
+    md = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+    md.validateLink = lambda url: True
+    md.normalizeLink = lambda url: url
+    md.normalizeLinkText = lambda url: url
+    ruler = md.inline.ruler
+    for name in _SPAN_RULES:
+        original = ruler.__rules__[ruler.__find__(name)].fn
+        ruler.at(name, _wrap(original))
+    return md
+
+
+def _wrap(inner: Callable[[StateInline, bool], bool]) -> Callable[[StateInline, bool], bool]:
+    def rule(state: StateInline, silent: bool) -> bool:
+        if not silent and state.pending:
+            state.pushPending()  # else the pending text would be the first token pushed
+        before, start = len(state.tokens), state.pos
+        ok = inner(state, silent)
+        if ok and not silent and len(state.tokens) > before:
+            state.tokens[before].meta["span"] = (start, state.pos)
+        return ok
+
+    return rule
+
+
+_MD = _make()
+
+
+def read_markdown(text: str) -> Extracted:
+    """Locate every reference in a Markdown document (metadata included)."""
+    lines = text.split("\n")
+    result = Extracted()
+    body, front = _front_matter(lines)
+    _apply_front(front, result)
+    definitions = _definitions(body)
+    tokens = _MD.parse(body)
+    section = ""
+    heading_level = 0
+    first_heading = ""
+    for i, token in enumerate(tokens):
+        if token.type == "heading_open":
+            heading_level = int(token.tag[1])
+            continue
+        if token.type != "inline" or token.map is None:
+            continue
+        if heading_level:
+            heading = collapse(token.content).strip("*_ ")
+            if not first_heading or heading_level == 1 and not result.title:
+                first_heading = first_heading or heading
+                if heading_level == 1 and not result.title:
+                    result.title = heading
+            section = heading
+        block = _Block(lines, token)
+        refs = _inline_refs(block, token.children or [], definitions, section)
+        if heading_level:
+            heading_level = 0
+        result.refs.extend(refs)
+        if i and tokens[i - 1].type == "paragraph_open":
+            _paragraph_metadata(token.content, result)
+    if not result.title:
+        result.title = first_heading
+    return result
+
+
+class _Block:
+    """Maps offsets in an inline token's content back to file (line, column)."""
+
+    def __init__(self, lines: list[str], token: Token) -> None:
+        assert token.map is not None
+        self.content = token.content
+        self.first = token.map[0]
+        self.lines = lines
+        self.starts = [0]
+        for m in re.finditer("\n", self.content):
+            self.starts.append(m.end())
+
+    def locate(self, offset: int, raw: str) -> tuple[int, int]:
+        """1-based (line, column) of ``raw``, which starts at ``offset`` in the content."""
+        k = 0
+        while k + 1 < len(self.starts) and self.starts[k + 1] <= offset:
+            k += 1
+        index = min(self.first + k, len(self.lines) - 1)
+        source = self.lines[index]
+        piece_end = self.starts[k + 1] - 1 if k + 1 < len(self.starts) else len(self.content)
+        piece = self.content[self.starts[k] : piece_end].rstrip()
+        within = offset - self.starts[k]
+        guess = len(source.rstrip()) - len(piece) + within
+        if guess >= 0 and source.startswith(raw, guess):
+            return index + 1, guess + 1
+        # Tabs or stripped prefixes shifted things: the nearest occurrence on that line.
+        found = source.find(raw)
+        if found >= 0:
+            return index + 1, found + 1
+        for other in range(self.first, min(self.first + len(self.starts) + 1, len(self.lines))):
+            found = self.lines[other].find(raw)
+            if found >= 0:
+                return other + 1, found + 1
+        return index + 1, 0
+
+
+def _inline_refs(
+    block: _Block, children: list[Token], definitions: dict[str, tuple[int, int, str]], section: str
+) -> list[Ref]:
+    content = block.content
+    found: list[tuple[int, int, Ref]] = []
+    covered: list[tuple[int, int]] = []
+    for n, child in enumerate(children):
+        span = child.meta.get("span") if child.meta else None
+        if span:
+            covered.append(span)
+        if child.type == "link_open" or child.type == "image":
+            attr = "href" if child.type == "link_open" else "src"
+            href = str(child.attrs.get(attr, ""))
+            role = Role.MEDIA if child.type == "image" else Role.SOURCE
+            text = collapse(child.content) if child.type == "image" else _link_text(children, n + 1)
+            if child.markup == "autolink":
+                start = span[0] + 1 if span else content.find(href)
+                raw, target = content[start : start + len(href)], href
+                line, col = block.locate(start, raw)
+                text = ""
+            else:
+                located = _destination(content, span, href, definitions)
+                if located is None:
+                    continue
+                line, col, raw = located
+                if line == 0:
+                    line, col = block.locate(col, raw)
+                target = href
+            ref = Ref(raw=raw, line=line, column=col, text=text, role=role, target=target)
+            pos = span[0] if span else 0
+            found.append((pos, span[1] if span else pos, ref))
+    # Bare URLs: in the content outside links, images, autolinks, code spans and inline HTML.
+    covered.sort()
+    pos = 0
+    for start, end in [*covered, (len(content), len(content))]:
+        if start > pos:
+            for bare in find_urls(content, pos, start):
+                raw = bare.url
+                target = bare.target
+                if "&" in raw or "\\" in raw:
+                    target = unescapeAll(target)
+                line, col = block.locate(bare.start, raw)
+                found.append(
+                    (bare.start, bare.end, Ref(raw=raw, line=line, column=col, target=target))
+                )
+        pos = max(pos, end)
+    found.sort(key=lambda item: item[0])
+    rest = content
+    for start, end, _ in sorted(found, key=lambda item: item[0], reverse=True):
+        rest = rest[:start] + rest[end:]
+    label = _LIST_ITEM.sub("", rest).replace("**", "").strip(" \t*_,;:—–-|")
+    standalone = len(label) <= 60 and not label.endswith((".", "!", "?"))
+    nav = is_nav_line(content) or is_nav_section(section)
+    refs = []
+    for start, end, ref in found:
+        ref.section = section
+        ref.context = sentence_at(content, start, end)
+        if ref.role is not Role.MEDIA and (
+            nav or (is_relative(ref.raw) and (standalone or is_nav_path(ref.raw)))
+        ):
+            ref.role = Role.NAVIGATION
+        refs.append(ref)
+    return refs
+
+
+def _link_text(children: list[Token], start: int) -> str:
+    parts = []
+    depth = 1
+    for child in children[start:]:
+        if child.type == "link_open":
+            depth += 1
+        elif child.type == "link_close":
+            depth -= 1
+            if depth == 0:
+                break
+        elif child.type in ("text", "code_inline") or child.type == "image":
+            parts.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            parts.append(" ")
+    return collapse("".join(parts))
+
+
+def _destination(
+    content: str,
+    span: tuple[int, int] | None,
+    href: str,
+    definitions: dict[str, tuple[int, int, str]],
+) -> tuple[int, int, str] | None:
+    """(0, offset in content, raw) for inline links; (line, column, raw) from a definition."""
+    if span is None:
+        return None
+    source = content[span[0] : span[1]]
+    group = _final_group(source)
+    if group is not None:
+        inner_start, inner = group
+        stripped = inner.lstrip()
+        lead = len(inner) - len(stripped)
+        if stripped.startswith("<"):
+            close = stripped.find(">")
+            dest = stripped[1:close] if close > 0 else ""
+            lead += 1
+        else:
+            dest = re.match(r"\S*", stripped).group()  # type: ignore[union-attr]
+            dest = _balanced_prefix(dest)
+        if unescapeAll(dest) == href:
+            return 0, span[0] + inner_start + lead, dest
+    # A reference link: [text][label], [label][] or [label].
+    m = _LABEL_TAIL.search(source)
+    label = m.group(1) if m and m.group(1) else source[1 : source.rfind("]")]
+    if source.startswith("!["):
+        label = label if m and m.group(1) else source[2 : source.rfind("]")]
+    entry = definitions.get(_norm_label(label))
+    if entry is None:  # fall back on any definition with that target
+        entry = next((d for d in definitions.values() if unescapeAll(d[2]) == href), None)
+    return entry
+
+
+def _final_group(source: str) -> tuple[int, str] | None:
+    """The ``(...)`` that ends an inline link's source, as (offset of its contents, contents)."""
+    if not source.endswith(")"):
+        return None
+    depth = 0
+    for i in range(len(source) - 1, -1, -1):
+        ch = source[i]
+        if i > 0 and source[i - 1] == "\\":
+            continue
+        if ch == ")":
+            depth += 1
+        elif ch == "(":
+            depth -= 1
+            if depth == 0:
+                if i > 0 and source[i - 1] == "]":
+                    return i + 1, source[i + 1 : -1]
+                return None
+    return None
+
+
+def _balanced_prefix(dest: str) -> str:
+    depth = 0
+    for i, ch in enumerate(dest):
+        if ch == "(" and (i == 0 or dest[i - 1] != "\\"):
+            depth += 1
+        elif ch == ")" and (i == 0 or dest[i - 1] != "\\"):
+            if depth == 0:
+                return dest[:i]
+            depth -= 1
+    return dest
+
+
+def _norm_label(label: str) -> str:
+    return collapse(label).casefold()
+
+
+def _definitions(text: str) -> dict[str, tuple[int, int, str]]:
+    """Reference definitions: normalised label → (line, column, destination as written)."""
+    found: dict[str, tuple[int, int, str]] = {}
+    if "]:" not in text:
+        return found
+    line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
+    for m in _REF_DEF.finditer(text):
+        dest = m.group(2)
+        start = m.start(2)
+        if dest.startswith("<"):
+            dest, start = dest[1:-1], start + 1
+        line = bisect.bisect_right(line_starts, start)
+        key = _norm_label(m.group(1))
+        if key not in found:
+            found[key] = (line, start - line_starts[line - 1] + 1, dest)
+    return found
+
+
+def _front_matter(lines: list[str]) -> tuple[str, dict[str, str]]:
+    """Split off a ``---`` front matter block (replaced by blank lines to keep line numbers)."""
+    if not lines or lines[0].rstrip() != "---":
+        return "\n".join(lines), {}
+    for end in range(1, min(len(lines), 200)):
+        if lines[end].rstrip() in ("---", "..."):
+            break
+    else:
+        return "\n".join(lines), {}
+    front: dict[str, str] = {}
+    key = ""
+    for line in lines[1:end]:
+        if m := _FRONT_KEYS.match(line):
+            key = m.group(1).lower()
+            front[key] = m.group(2).strip()
+        elif key and (item := line.strip()).startswith("- "):
+            front[key] = (front[key] + ", " if front[key] else "") + _unquote(item[2:])
+    body = "\n" * end + "\n".join(lines[end:])
+    return body, front
+
+
+def _unquote(value: str) -> str:
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value
+
+
+def _apply_front(front: dict[str, str], result: Extracted) -> None:
+    if title := _unquote(front.get("title", "")):
+        result.title = title
+    authors = front.get("authors") or front.get("author") or ""
+    if authors:
+        items = authors.strip("[]")
+        result.authors = [a for a in (_unquote(x) for x in items.split(",")) if a]
+        if len(result.authors) == 1:
+            result.authors = split_authors(result.authors[0])
+    for key in ("published", "date", "publication_date"):
+        if front.get(key) and (date := parse_date(_unquote(front[key]))):
+            result.published = date
+            break
+    if url := _unquote(front.get("canonical_url", "") or front.get("url", "")):
+        result.canonical = url
+
+
+def _paragraph_metadata(content: str, result: Extracted) -> None:
+    """``Published: Nov 1, 2023`` and ``by A and B`` paragraphs (first ones win)."""
+    for line in content.split("\n")[:5]:
+        plain = html.unescape(line).replace("**", "").strip()
+        if (
+            result.published is None
+            and (has_date_label(plain) or len(plain) < 40)
+            and (date := parse_date(plain))
+        ):
+            result.published = date
+        if not result.authors and plain.lower().startswith("by "):
+            body = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", plain[3:])
+            result.authors = split_authors(body)
