@@ -327,6 +327,13 @@ def _citation(ref: Ref, base: str | None) -> Citation | Finding:
         return Finding("malformed_url", message, line=ref.line, raw=ref.raw)
     except Exception as exc:  # anything ada cannot digest is a bad URL, not a crash
         return Finding("malformed_url", f"not a valid URL: {exc}", line=ref.line, raw=ref.raw)
+    if resolved.skip_reason and resolved.scheme:
+        # urls.resolve records mailto:/data:/file:… without parsing them; a link a browser could
+        # not follow either is malformed, not "skipped".
+        try:
+            parse(target.strip(), base)
+        except InvalidURL as exc:
+            return Finding("malformed_url", f"not a valid URL: {exc}", line=ref.line, raw=ref.raw)
     return Citation(
         url=resolved.url,
         raw=ref.raw,

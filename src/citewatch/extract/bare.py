@@ -137,6 +137,6 @@ def _trimmed(text: str, s: int, e: int) -> BareURL | None:
         else:
             break
     url = text[s:e]
-    if url.endswith(("://", ":")) or "." not in url and "://" not in url:
+    if url.endswith(("://", ":")):
         return None
     return BareURL(s, e, url)
