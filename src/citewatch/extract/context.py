@@ -132,3 +132,17 @@ def is_nav_path(raw: str) -> bool:
 def is_relative(raw: str) -> bool:
     """A link to the same site: a path, not an absolute URL or protocol-relative one."""
     return raw.startswith("/") and not raw.startswith("//")
+
+
+def without_spans(text: str, spans: list[tuple[int, int]], cap: int = 200) -> str:
+    """``text`` minus the (sorted, non-overlapping) spans, cut at ``cap`` characters."""
+    parts: list[str] = []
+    size = pos = 0
+    for start, end in [*spans, (len(text), len(text))]:
+        if start > pos:
+            parts.append(text[pos:start])
+            size += start - pos
+            if size > cap:
+                break
+        pos = max(pos, end)
+    return "".join(parts)[: cap + 1]

@@ -52,6 +52,11 @@ _BLOCKS = frozenset(
         "footer", "nav", "aside", "pre", "address", "summary",
     }
 )  # fmt: skip
+# Elements the parser closes implicitly when a sibling opens: they do not deepen the tree.
+_SELF_CLOSING = frozenset(
+    {"p", "li", "dt", "dd", "a", "option", "optgroup", "tr", "td", "th", "tbody", "thead",
+     "tfoot", "rb", "rt", "rp", "colgroup", "caption", "html", "head", "body"}
+)  # fmt: skip
 _HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 _VOID = frozenset(
     {
@@ -71,11 +76,14 @@ _VOID = frozenset(
     }
 )
 # Source scan: comments, raw-text elements (skipped whole) and start/end tags.
+# Every branch can match up to the end of the text (as a browser's tokenizer reads an unclosed tag
+# or quote to EOF), so a failed attempt never rescans: the scan is linear on any input.
 _SCAN = re.compile(
     r"<!--.*?(?:-->|\Z)"
-    r"|<(?P<raw>script|style|textarea|title|xmp)\b(?:[^>\"']|\"[^\"]*\"|'[^']*')*>.*?(?:</(?P=raw)\s*>|\Z)"
-    r"|<(?P<name>[A-Za-z][^\s/>]*)(?P<attrs>(?:[^>\"']|\"[^\"]*\"|'[^']*')*)>"
-    r"|</(?P<end>[A-Za-z][^\s/>]*)[^>]*>",
+    r"|<(?P<raw>script|style|textarea|title|xmp)\b(?:[^>\"']|\"[^\"]*(?:\"|\Z)|'[^']*(?:'|\Z))*"
+    r"(?:>.*?(?:</(?P=raw)\s*>|\Z)|\Z)"
+    r"|<(?P<name>[A-Za-z][^\s/>]*)(?P<attrs>(?:[^>\"']|\"[^\"]*(?:\"|\Z)|'[^']*(?:'|\Z))*)(?:>|\Z)"
+    r"|</(?P<end>[A-Za-z][^\s/>]*)[^>]*(?:>|\Z)",
     re.DOTALL | re.IGNORECASE,
 )
 _ATTR = re.compile(r"([^\s\"'<>/=]+)(?:\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s\"'=<>`]+))?")
@@ -144,7 +152,8 @@ def _scan(text: str) -> tuple[list[_SourceTag], int]:
         if name is None:
             end = (m.group("end") or "").lower()
             if end:
-                depth = max(0, depth - 1)
+                if end not in _SELF_CLOSING:
+                    depth = max(0, depth - 1)
                 if end in SKIP:
                     skip = max(0, skip - 1)
                 elif end in NAV_TAGS:
@@ -171,7 +180,7 @@ def _scan(text: str) -> tuple[list[_SourceTag], int]:
             skip += 1
         elif name in NAV_TAGS:
             nav += 1
-        if name not in _VOID and not attrs.rstrip().endswith("/"):
+        if name not in _VOID and name not in _SELF_CLOSING and not attrs.rstrip().endswith("/"):
             depth += 1
             deepest = max(deepest, depth)
     return tags, deepest
@@ -182,26 +191,31 @@ def _decoded(value: str) -> str:
 
 
 class _Matcher:
-    """Pairs DOM elements with their source tags, in document order."""
+    """Pairs DOM elements with their source tags: per tag name, in document order."""
 
     def __init__(self, tags: list[_SourceTag]) -> None:
-        self.tags = tags
-        self.pos = 0
+        self.by_name: dict[str, list[_SourceTag]] = {}
+        for tag in tags:
+            if not tag.skipped:
+                self.by_name.setdefault(tag.name, []).append(tag)
+        self.pos: dict[str, int] = {}
 
     def find(self, name: str, attr: str, value: str) -> _SourceTag | None:
+        candidates = self.by_name.get(name, [])
+        start = self.pos.get(name, 0)
         first = None
-        for k in range(self.pos, min(len(self.tags), self.pos + 256)):
-            tag = self.tags[k]
-            if tag.name != name or tag.skipped or attr not in tag.values:
+        for k in range(start, min(len(candidates), start + 64)):
+            tag = candidates[k]
+            if attr not in tag.values:
                 continue
             if _decoded(tag.values[attr][1]) == value:
-                self.pos = k + 1
+                self.pos[name] = k + 1
                 return tag
             if first is None:
                 first = k
         if first is not None:  # entity decoding differs from lexbor's: trust the order
-            self.pos = first + 1
-            return self.tags[first]
+            self.pos[name] = first + 1
+            return candidates[first]
         return None
 
 

@@ -37,6 +37,7 @@ from .context import (
     is_nav_section,
     is_relative,
     sentence_at,
+    without_spans,
 )
 from .metadata import has_date_label, parse_date, split_authors
 
@@ -127,9 +128,7 @@ class _Block:
 
     def locate(self, offset: int, raw: str) -> tuple[int, int]:
         """1-based (line, column) of ``raw``, which starts at ``offset`` in the content."""
-        k = 0
-        while k + 1 < len(self.starts) and self.starts[k + 1] <= offset:
-            k += 1
+        k = bisect.bisect_right(self.starts, offset) - 1
         index = min(self.first + k, len(self.lines) - 1)
         source = self.lines[index]
         piece_end = self.starts[k + 1] - 1 if k + 1 < len(self.starts) else len(self.content)
@@ -196,9 +195,7 @@ def _inline_refs(
                 )
         pos = max(pos, end)
     found.sort(key=lambda item: item[0])
-    rest = content
-    for start, end, _ in sorted(found, key=lambda item: item[0], reverse=True):
-        rest = rest[:start] + rest[end:]
+    rest = without_spans(content, [(s, e) for s, e, _ in found])
     label = _LIST_ITEM.sub("", rest).replace("**", "").strip(" \t*_,;:—–-|")
     standalone = len(label) <= 60 and not label.endswith((".", "!", "?"))
     nav = is_nav_line(content) or is_nav_section(section)

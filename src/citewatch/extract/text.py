@@ -29,6 +29,7 @@ from .context import (
     is_nav_section,
     is_relative,
     sentence_at,
+    without_spans,
 )
 from .metadata import parse_date, split_authors
 
@@ -138,11 +139,12 @@ def _line_refs(
     lines: list[str], index: int, line: str, limit: int, tokens: list[re.Match[str]], section: str
 ) -> list[Ref]:
     found: list[tuple[int, int, Ref]] = []  # (token start, token end, ref)
+    lead = len(line) - len(line.lstrip())
     for tok in tokens:
         if tok.group("path") is not None:
             raw = tok.group("path")
             col = tok.start("path")
-            label = _label_before(lines, index, line, tok.start())
+            label = _label_before(lines, index, line, tok.start(), lead)
             ref = Ref(raw=raw, line=index + 1, column=col + 1, text=label)
         elif tok.group("auto") is not None:
             raw = tok.group("auto")
@@ -171,16 +173,14 @@ def _line_refs(
     if not found:
         return []
     found.sort(key=lambda item: item[0])
-    rest = line[:limit]
-    for start, end, _ in reversed(found):
-        rest = rest[:start] + rest[end:]
-    standalone = _is_label(rest)
+    tail = len(line[:limit].rstrip())
+    standalone = _is_label(without_spans(line[:limit], [(s, e) for s, e, _ in found]))
     nav_line = is_nav_line(line)
     nav_section = is_nav_section(section)
     refs = []
     for start, end, ref in found:
         ref.section = section
-        lone = not line[:start].strip() and not line[end:limit].strip()
+        lone = start <= lead and end >= tail
         if lone and line[start] == "(" and ref.text:  # "(/path)" under its label line
             ref.context = collapse(f"{ref.text} {line[:limit]}")
         else:
@@ -201,10 +201,10 @@ def _is_label(rest: str) -> bool:
     return len(text) <= 60 and not text.endswith((".", "!", "?"))
 
 
-def _label_before(lines: list[str], index: int, line: str, start: int) -> str:
+def _label_before(lines: list[str], index: int, line: str, start: int, lead: int) -> str:
     """Anchor text for ``label (/path)``: the label, or the nearest non-empty line above."""
-    before = line[:start]
-    if not before.strip():
+    before = line[max(0, start - 4 * _MAX_LABEL) : start]
+    if start <= lead:
         for above in range(index - 1, -1, -1):
             candidate = lines[above].strip()
             if candidate:
