@@ -69,28 +69,29 @@ def discover(paths: list[Path]) -> Iterator[Path]:
 
 
 def _walk(root: Path) -> Iterator[Path]:
-    """Depth-first, sorted by name, without recursion (deep trees cannot overflow the stack)."""
-    stack = [root]
+    """Files in path order (names sorted at each level), without recursion: deep trees cannot
+    overflow the stack, symlinked folders are not followed (no loops)."""
+    stack: list[tuple[Path, bool]] = [(root, True)]
     while stack:
-        folder = stack.pop()
+        path, is_dir = stack.pop()
+        if not is_dir:
+            yield path
+            continue
         try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            entries = sorted(os.scandir(path), key=lambda e: e.name, reverse=True)
         except OSError:
             continue
-        subfolders = []
         for entry in entries:
             if entry.name.startswith("."):
                 continue
             try:
-                is_dir = entry.is_dir()  # follows symlinks, like the folder the user named
+                folder = entry.is_dir(follow_symlinks=False)
             except OSError:
-                is_dir = False
-            if is_dir:
-                if not entry.is_symlink():  # no symlink loops
-                    subfolders.append(folder / entry.name)
+                folder = False
+            if folder:
+                stack.append((path / entry.name, True))
             elif not _is_skipped(entry.name):
-                yield folder / entry.name
-        stack.extend(reversed(subfolders))
+                stack.append((path / entry.name, False))
 
 
 def _is_skipped(name: str) -> bool:
