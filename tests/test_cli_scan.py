@@ -1,0 +1,143 @@
+"""``citewatch scan`` end to end: the real CLI on a temporary SQLite file (no network)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from citewatch.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+CITATION_KEYS = {"url", "raw", "line", "column", "text", "context", "section", "role", "archived"}
+
+
+@pytest.fixture
+def run(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(app, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+def counts(db: Path) -> dict[str, int]:
+    with sqlite3.connect(db) as conn:
+        return {
+            table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            for table in ("profiles", "citations", "findings", "urls")
+        }
+
+
+def test_scan_bundled_corpus_json(run, tmp_path):
+    db = tmp_path / "cw.db"
+    result = run("scan", "citations/", "--json", "--db", str(db))
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    (profile,) = data["profiles"]
+    assert profile["path"] == "citations/profile-liwa-al-baqir.txt"
+    assert profile["title"] == "Profile: Liwa al-Baqir"
+    assert profile["authors"] == ["Abdullah Hayek", "Michael Knights"]
+    assert profile["published"] == "2023-11-01"
+    assert profile["base_url"] == (
+        "https://www.washingtoninstitute.org/policy-analysis/profile-liwa-al-baqir"
+    )
+    assert len(profile["citations"]) == 21
+    for citation in profile["citations"]:
+        assert set(citation) >= CITATION_KEYS
+        assert citation["role"] in {"source", "navigation", "media"}
+    wayback = [c for c in profile["citations"] if c["archived"]]
+    assert [(c["line"], c["column"], c["archived"]["timestamp"]) for c in wayback] == [
+        (69, 50, "20171017230858")
+    ]
+    assert wayback[0]["archived"]["original"].startswith("https://www.alsouria.net/content/%D8%A7")
+    assert [(f["kind"], f["line"]) for f in profile["findings"]] == [("malformed_url", 56)]
+    assert set(profile["findings"][0]) >= {"kind", "line", "raw", "message"}
+    assert counts(db)["citations"] == 21
+
+
+def test_rescan_adds_nothing_and_a_change_supersedes(run, tmp_path):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    seed = folder / "seed.txt"
+    shutil.copy(ROOT / "citations" / "profile-liwa-al-baqir.txt", seed)
+    db = tmp_path / "cw.db"
+    args = (
+        "scan",
+        str(folder),
+        "--db",
+        str(db),
+        "--base-url",
+        "https://www.washingtoninstitute.org/",
+    )
+    assert run(*args).exit_code == 0
+    first = counts(db)
+    assert first["profiles"] == 1 and first["citations"] == 21
+    again = run(*args, "--json")
+    assert again.exit_code == 0
+    assert json.loads(again.stdout)["run"]["unchanged"] == 1
+    assert counts(db) == first
+
+    seed.write_text(seed.read_text(encoding="utf-8") + "\nMore: https://new.example/page\n")
+    changed = run(*args, "--json")
+    assert json.loads(changed.stdout)["run"]["changed"] == 1
+    after = counts(db)
+    assert after["profiles"] == 1 and after["citations"] == 21 + 22
+    with sqlite3.connect(db) as conn:
+        current = conn.execute(
+            "SELECT count(*) FROM citations WHERE superseded_run IS NULL"
+        ).fetchone()[0]
+    assert current == 22
+
+
+def test_bad_inputs_in_a_folder_are_findings(run, tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "good.md").write_text("See https://a.example/x.\n", encoding="utf-8")
+    (folder / "binary.txt").write_bytes(b"\x00\x01\x02")
+    (folder / "empty.txt").write_bytes(b"")
+    (folder / "latin1.txt").write_bytes(b"caf\xe9 https://b.example/\n")
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.4 nope")
+    (folder / "deep.html").write_text("<div>" * 20_000 + "<a href='https://c.example/'>c</a>")
+    (folder / "sheet.xlsx").write_bytes(b"PK\x03\x04")
+    result = run("scan", str(folder), "--json", "--db", str(tmp_path / "cw.db"))
+    assert result.exit_code == 0, result.output
+    kinds = {
+        Path(p["path"]).name: [f["kind"] for f in p["findings"]]
+        for p in json.loads(result.stdout)["profiles"]
+    }
+    assert kinds == {
+        "binary.txt": ["binary"],
+        "broken.pdf": ["unreadable"],
+        "deep.html": ["deep_nesting"],
+        "empty.txt": ["empty"],
+        "good.md": [],
+        "latin1.txt": ["encoding"],
+        "sheet.xlsx": ["unknown_format"],
+    }
+
+
+def test_no_such_path_is_a_usage_error(run, tmp_path):
+    result = run("scan", str(tmp_path / "nope"), "--db", str(tmp_path / "cw.db"))
+    assert result.exit_code == 2
+
+
+def test_bad_manifest_is_a_usage_error(run, tmp_path):
+    (tmp_path / "corpus.toml").write_text("[[profile]\n", encoding="utf-8")
+    (tmp_path / "a.md").write_text("x\n", encoding="utf-8")
+    result = run("scan", str(tmp_path), "--db", str(tmp_path / "cw.db"))
+    assert result.exit_code == 2
+    assert "corpus.toml" in result.output
+
+
+def test_human_summary(run, tmp_path):
+    result = run("scan", "citations/", "--db", str(tmp_path / "cw.db"), "--quiet")
+    assert result.exit_code == 0
+    assert "21 citations" in result.stdout
+    assert "malformed_url" in result.stdout
