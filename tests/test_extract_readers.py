@@ -431,3 +431,19 @@ def test_bundled_manifest_names_the_seed():
     assert entry is not None
     assert entry.url == "https://www.washingtoninstitute.org/policy-analysis/profile-liwa-al-baqir"
     assert isinstance(Manifest(), Manifest) and len(Manifest()) == 0
+
+
+def test_markdown_raw_html_links(tmp_path):
+    path = tmp_path / "h.md"
+    path.write_text(
+        "# T\n\n<div>\n  <a href=\"https://block.example/a?b=1&amp;c\">A</a> <img src='/i.png'>\n"
+        '</div>\n\nInline <a href="https://inline.example/">x</a> and `<a href="https://c.example/">`.\n',
+        encoding="utf-8",
+    )
+    profile = read_profile(path, base_url="https://s.example/")
+    assert [(c.line, c.column, c.url, c.role) for c in profile.citations] == [
+        (4, 12, "https://block.example/a?b=1&c", SRC),
+        (4, 63, "https://s.example/i.png", MEDIA),
+        (7, 17, "https://inline.example/", SRC),
+    ]
+    assert_positions(profile, path)

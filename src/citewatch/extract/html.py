@@ -186,6 +186,20 @@ def _scan(text: str) -> tuple[list[_SourceTag], int]:
     return tags, deepest
 
 
+def tag_links(text: str) -> list[tuple[int, str, Role, str, str]]:
+    """Links in raw HTML found from its tags alone (for HTML inside Markdown):
+    (offset of the value, element, default role, value as written, decoded value)."""
+    found = []
+    for tag in _scan(text)[0]:
+        if tag.skipped or tag.name not in LINK_ATTRS:
+            continue
+        attr, role = LINK_ATTRS[tag.name]
+        if attr in tag.values:
+            offset, raw = tag.values[attr]
+            found.append((offset, tag.name, role, raw, _decoded(raw)))
+    return found
+
+
 def _decoded(value: str) -> str:
     return htmllib.unescape(value).replace("\r\n", "\n").replace("\r", "\n").replace("\0", "\ufffd")
 

@@ -39,6 +39,7 @@ from .context import (
     sentence_at,
     without_spans,
 )
+from .html import tag_links
 from .metadata import has_date_label, parse_date, split_authors
 
 _SPAN_RULES = ("link", "image", "autolink", "backticks", "html_inline")
@@ -92,6 +93,9 @@ def read_markdown(text: str) -> Extracted:
     for i, token in enumerate(tokens):
         if token.type == "heading_open":
             heading_level = int(token.tag[1])
+            continue
+        if token.type == "html_block" and token.map is not None:
+            result.refs.extend(_html_block_refs(lines, token.map, section))
             continue
         if token.type != "inline" or token.map is None:
             continue
@@ -158,6 +162,12 @@ def _inline_refs(
         span = child.meta.get("span") if child.meta else None
         if span:
             covered.append(span)
+        if child.type == "html_inline" and span:
+            for offset, _, role, raw, target in tag_links(child.content):
+                line, col = block.locate(span[0] + offset, raw)
+                ref = Ref(raw=raw, line=line, column=col, role=role, target=target)
+                found.append((span[0] + offset, span[0] + offset + len(raw), ref))
+            continue
         if child.type == "link_open" or child.type == "image":
             attr = "href" if child.type == "link_open" else "src"
             href = str(child.attrs.get(attr, ""))
@@ -208,6 +218,28 @@ def _inline_refs(
         ):
             ref.role = Role.NAVIGATION
         refs.append(ref)
+    return refs
+
+
+def _html_block_refs(lines: list[str], span: list[int], section: str) -> list[Ref]:
+    """Links in a raw HTML block (positions straight from the source lines)."""
+    first, last = span
+    text = "\n".join(lines[first:last])
+    starts = [0] + [m.end() for m in re.finditer("\n", text)]
+    refs = []
+    for offset, _, role, raw, target in tag_links(text):
+        k = bisect.bisect_right(starts, offset) - 1
+        role = Role.NAVIGATION if role is Role.SOURCE and is_nav_section(section) else role
+        refs.append(
+            Ref(
+                raw=raw,
+                line=first + k + 1,
+                column=offset - starts[k] + 1,
+                section=section,
+                role=role,
+                target=target,
+            )
+        )
     return refs
 
 
