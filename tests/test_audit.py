@@ -1,0 +1,243 @@
+"""`citewatch audit` end to end, as a user runs it: the real CLI in a subprocess, over real sockets,
+against the simulated web (HTTP and HTTPS, test CA) and the simulated Wayback Machine (HTTPS),
+with a real SQLite file — twice, with a link dying and another recovering in between.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support.simwayback import Capture, SimWayback
+from support.simweb import Host, Reply, Request, SimWeb, page
+
+ACCESS, SECRET = "AUDIT-ACCESS-KEY-0001", "AUDIT-SECRET-KEY-0002"
+
+PROFILE = """\
+---
+title: Profile: Test Brigade
+authors: A. Writer, B. Author
+date: 2023-11-01
+---
+
+# Profile: Test Brigade
+
+## History
+
+The brigade was founded in 2012, according to [the founding report](https://news.test/ok/founding).
+Its leader later spoke [at a rally](https://news.test/dies) that was widely covered.
+A [regional outlet](http://news.test/recovers) described the group's checkpoints.
+
+## Affiliate relationships
+
+- [=HYPERLINK("http://evil.example/","click")](https://news.test/ok/formula) lists its funders.
+- [<script>document.title='PWNED'</script>](https://news.test/ok/xss) reported the split.
+- An archived statement: <https://web.archive.org/web/20171017230858/https://old.test/ok/statement>.
+"""
+
+
+@pytest.fixture
+def world(tmp_path: Path, make_simweb, make_simwayback):
+    """The simulated web and archive, a corpus folder, a config file and a CA bundle."""
+    state = {"dies": 200, "recovers": 404}
+
+    def switchable(name: str):
+        def reply(request: Request) -> Reply:
+            status = state[name]
+            body = page("A page", "Real content about the brigade.") if status == 200 else b"gone"
+            return Reply(status=status, body=body, headers=[("Content-Type", "text/html")])
+
+        return reply
+
+    web: SimWeb = make_simweb(
+        {
+            "news.test": Host(
+                routes={"/dies": switchable("dies"), "/recovers": switchable("recovers")}
+            )
+        }
+    )
+    wayback: SimWayback = make_simwayback(
+        {
+            "https://news.test/dies": [
+                Capture("20230105120000"),
+                Capture(
+                    "20230901080000"
+                ),  # the latest good capture before 2023-11-01: the one to use
+                Capture("20231015000000", status=404),
+                Capture("20240301000000"),
+            ],
+            "http://news.test/recovers": [Capture("20231201000000")],
+            "https://news.test/ok/founding": [Capture("20231020000000")],
+            "https://old.test/ok/statement": [Capture("20171017230858")],
+        },
+        tls=True,
+    )
+    corpus = tmp_path / "citations"
+    corpus.mkdir()
+    (corpus / "test-brigade.md").write_text(PROFILE, encoding="utf-8")
+    bundle = tmp_path / "ca-bundle.pem"
+    bundle.write_text(Path(web.ca_path).read_text() + Path(wayback.ca_path).read_text())
+    config = tmp_path / "citewatch.toml"
+    config.write_text(
+        "cdx_per_minute = 600\nspn_per_minute_keys = 600\nspn_per_minute_anon = 600\n"
+        'spn_poll_interval = "50ms"\nspn_poll_timeout = "5s"\nbackoff = 0\nretries = 1\n'
+    )
+    connect_to = [
+        *wayback.connect_to,
+        *web.connect_to,
+    ]  # the archive's rule first: first match wins
+    return {
+        "tmp": tmp_path,
+        "state": state,
+        "web": web,
+        "wayback": wayback,
+        "corpus": corpus,
+        "args": [
+            "--db",
+            str(tmp_path / "audit.db"),
+            "--config",
+            str(config),
+            "--out",
+            str(tmp_path / "reports"),
+            "--cacert",
+            str(bundle),
+            "--wayback-url",
+            wayback.base_url,
+            "--timeout",
+            "3",
+            *[arg for spec in connect_to for arg in ("--connect-to", spec)],
+        ],
+    }
+
+
+def citewatch(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "IA_ACCESS_KEY": ACCESS, "IA_SECRET_KEY": SECRET, "CITEWATCH_DEBUG": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "citewatch", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def audit(world, *extra: str) -> tuple[subprocess.CompletedProcess[str], dict]:
+    done = citewatch(
+        "audit",
+        str(world["corpus"]),
+        "--json",
+        "--one-shot",
+        *extra,
+        *world["args"],
+        cwd=world["tmp"],
+    )
+    assert done.stdout, done.stderr
+    return done, json.loads(done.stdout)
+
+
+def verdicts(document: dict) -> dict[str, str]:
+    return {item["url"]: item["verdict"] for item in document["check"]["urls"]}
+
+
+def test_two_audits_report_what_broke_and_what_recovered(world):
+    first, doc1 = audit(world)
+    assert first.returncode == 1, first.stderr  # the 404 is broken (one-shot: unconfirmed)
+    assert doc1["check"]["run"]["network"] == "ok"
+    v1 = verdicts(doc1)
+    assert v1["https://news.test/dies"] == "alive"
+    assert v1["http://news.test/recovers"] == "dead"
+    assert v1["https://news.test/ok/founding"] == "alive"
+    assert (
+        v1["https://old.test/ok/statement"] == "alive"
+    )  # a cited archive link's original is checked too
+    assert doc1["summary"]["previous_run"] is None
+
+    world["state"].update(dies=404, recovers=200)
+    second, doc2 = audit(world, "--all")
+    assert second.returncode == 1, second.stderr
+    v2 = verdicts(doc2)
+    assert v2["https://news.test/dies"] == "dead"
+    assert v2["http://news.test/recovers"] == "alive"
+    assert doc2["summary"]["previous_run"] == doc1["run"]["id"]
+    assert "https://news.test/dies" in doc2["summary"]["newly_broken"]
+    assert "http://news.test/recovers" in doc2["summary"]["recovered"]
+
+    # The index carries the run-to-run diff in plain Markdown too.
+    index_md = (world["tmp"] / "reports" / "index.md").read_text(encoding="utf-8")
+    assert "https://news.test/dies" in index_md
+
+    # The editor's fix: the dead link is replaced by the best snapshot (before the citation date).
+    profile = world["corpus"] / "test-brigade.md"
+    fixed = citewatch("fix", str(profile), *world["args"][:2], cwd=world["tmp"])
+    assert fixed.returncode == 0, fixed.stderr
+    assert "-Its leader later spoke [at a rally](https://news.test/dies)" in fixed.stdout
+    assert (
+        "+Its leader later spoke [at a rally](https://web.archive.org/web/20230901080000/https://news.test/dies)"
+        in fixed.stdout
+    )
+    changed = [line for line in fixed.stdout.splitlines() if line.startswith(("-", "+"))]
+    assert not any("recovers" in line for line in changed)  # alive again: untouched
+
+
+def test_reports_neutralise_csv_formulas_and_escape_html(world):
+    audit(world)
+    reports = world["tmp"] / "reports"
+    with (reports / "citations.csv").open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    anchor_cells = [
+        value for row in rows for value in row.values() if value and "HYPERLINK" in value
+    ]
+    assert anchor_cells, "the formula-like anchor text should be in the CSV"
+    assert all(not cell.startswith(("=", "+", "-", "@")) for cell in anchor_cells)
+    for html_file in reports.glob("*.html"):
+        text = html_file.read_text(encoding="utf-8")
+        assert "<script>document.title='PWNED'</script>" not in text
+    profile_html = next(p for p in reports.glob("*.html") if p.name != "index.html")
+    assert "&lt;script&gt;document.title" in profile_html.read_text(encoding="utf-8")
+
+
+def test_archive_step_chooses_snapshots_and_saves_live_sources_without_leaking_keys(world):
+    done, doc = audit(world)
+    by_url = {item["url"]: item for item in doc["archive"]["urls"]}
+    best = by_url["https://news.test/dies"]["best_snapshot"]
+    assert best["timestamp"] == "20230901080000"
+    assert best["days_from_citation"] == -61
+    # A live source with no capture at all gets a Save Page Now request, with the keys sent only there.
+    assert by_url["https://news.test/ok/formula"]["save"]["status"] == "success"
+    saves = world["wayback"].requests("save")
+    assert saves and all(hit.authorization == f"LOW {ACCESS}:{SECRET}" for hit in saves)
+    # …and the keys appear nowhere else: not in the database, the reports, or the output.
+    for path in [world["tmp"] / "audit.db", *(world["tmp"] / "reports").iterdir()]:
+        data = path.read_bytes()
+        assert ACCESS.encode() not in data and SECRET.encode() not in data, path
+    assert SECRET not in done.stdout + done.stderr
+
+
+def test_offline_audit_exits_3_and_judges_nothing(world, tmp_path):
+    audit(world)  # a healthy first audit
+    args = list(world["args"])
+    # Now our network is "down": every connection goes to a closed port, the archive's too.
+    closed = world["web"].closed_port
+    stripped = [
+        a
+        for i, a in enumerate(args)
+        if a != "--connect-to" and (i == 0 or args[i - 1] != "--connect-to")
+    ]
+    stripped += ["--connect-to", f"::127.0.0.1:{closed}"]
+    done = citewatch(
+        "audit", str(world["corpus"]), "--json", "--one-shot", "--all", *stripped, cwd=world["tmp"]
+    )
+    assert done.returncode == 3, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["check"]["run"]["network"] == "offline"
+    assert doc["archive"] is None
+    history = citewatch(
+        "history", "https://news.test/ok/founding", "--json", *world["args"][:2], cwd=world["tmp"]
+    )
+    assert json.loads(history.stdout)["verdict"] == "alive"  # unchanged by the outage
