@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -241,3 +242,48 @@ def test_offline_audit_exits_3_and_judges_nothing(world, tmp_path):
         "history", "https://news.test/ok/founding", "--json", *world["args"][:2], cwd=world["tmp"]
     )
     assert json.loads(history.stdout)["verdict"] == "alive"  # unchanged by the outage
+
+
+def test_a_killed_check_resumes_without_losing_or_duplicating_observations(tmp_path, make_simweb):
+    """SIGKILL in the middle of a check; the next run probes only what was not yet recorded."""
+    import signal
+    import time
+
+    from support.checking import seed
+
+    from citewatch.store import Store
+
+    web = make_simweb()
+    urls = [f"http://host{i % 4}.test/slow/250/{i}" for i in range(40)]
+    db = tmp_path / "kill.db"
+    store = Store.open(db)
+    seed(store, urls)
+    store.close()
+    args = ["check", "--db", str(db), "--per-host", "1", "--timeout", "5", "--quiet"]
+    args += ["--cacert", web.ca_path, "--canary", "http://canary.test/"]
+    for spec in web.connect_to:
+        args += ["--connect-to", spec]
+    process = subprocess.Popen([sys.executable, "-m", "citewatch", *args], cwd=tmp_path)
+    deadline = time.monotonic() + 30
+    recorded = 0
+    while time.monotonic() < deadline and recorded < 8:
+        time.sleep(0.1)
+        with sqlite3.connect(db) as conn:
+            recorded = conn.execute("SELECT count(*) FROM checks").fetchone()[0]
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+    assert 8 <= recorded < len(urls), "the kill should land mid-run"
+
+    with sqlite3.connect(db) as conn:
+        before = dict(
+            conn.execute("SELECT url_id, count(*) FROM checks GROUP BY url_id").fetchall()
+        )
+    finished = subprocess.run([sys.executable, "-m", "citewatch", *args], cwd=tmp_path, timeout=120)
+    assert finished.returncode == 0
+    with sqlite3.connect(db) as conn:
+        after = dict(conn.execute("SELECT url_id, count(*) FROM checks GROUP BY url_id").fetchall())
+        verdicts = {v for (v,) in conn.execute("SELECT verdict FROM urls")}
+    assert len(after) == len(urls)  # nothing lost: every URL observed
+    assert all(after[url_id] == count for url_id, count in before.items())  # nothing re-probed
+    assert all(count == 1 for count in after.values())  # nothing duplicated
+    assert verdicts == {"alive"}
