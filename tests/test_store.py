@@ -194,3 +194,12 @@ def test_broken_citations_exclude_archive_links_and_ignored_urls(store):
     ]
     store.add_ignore("https://a.org/y", "paywalled, checked by hand")
     assert [c["line"] for c in store.broken_citations()] == [1]
+
+
+def test_same_bytes_with_a_new_base_url_are_extracted_again(store):
+    run = store.begin_run("scan")
+    profile = make_profile("a", ["https://x.org/1"])
+    profile.base_url = "https://old.example/"
+    store.save_profile(profile, run)
+    profile.base_url = "https://new.example/"
+    assert store.save_profile(profile, run) == "changed"

@@ -410,7 +410,7 @@ class Store:
 
         now = utcnow()
         existing = self.profile_row(profile.path)
-        if existing and existing["sha256"] == profile.sha256:
+        if existing and _same_extraction(existing, profile):
             return "unchanged"
         with self.transaction():
             fields = {
@@ -676,6 +676,17 @@ class Store:
                 "SELECT url, reason FROM ignores WHERE removed_at IS NULL ORDER BY id"
             )
         }
+
+
+def _same_extraction(row: dict[str, Any], profile: Profile) -> bool:
+    """Same bytes read the same way: a new --base-url or manifest entry re-extracts the profile."""
+    return (
+        row["sha256"] == profile.sha256
+        and row["base_url"] == profile.base_url
+        and row["title"] == profile.title
+        and row["published"] == profile.published
+        and row["authors"] == json.dumps(profile.authors, ensure_ascii=False)
+    )
 
 
 def checked_url(citation: Citation) -> str | None:
