@@ -136,9 +136,9 @@ class _Block:
         index = min(self.first + k, len(self.lines) - 1)
         source = self.lines[index]
         piece_end = self.starts[k + 1] - 1 if k + 1 < len(self.starts) else len(self.content)
-        piece = self.content[self.starts[k] : piece_end].rstrip()
+        piece_len = _rstripped_len(self.content, self.starts[k], piece_end)
         within = offset - self.starts[k]
-        guess = len(source.rstrip()) - len(piece) + within
+        guess = _rstripped_len(source, 0, len(source)) - piece_len + within
         if guess >= 0 and source.startswith(raw, guess):
             return index + 1, guess + 1
         # Tabs or stripped prefixes shifted things: the nearest occurrence on that line.
@@ -150,6 +150,13 @@ class _Block:
             if found >= 0:
                 return other + 1, found + 1
         return index + 1, 0
+
+
+def _rstripped_len(text: str, start: int, end: int) -> int:
+    """``len(text[start:end].rstrip())`` without copying a 5 MB line once per link."""
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return end - start
 
 
 def _inline_refs(
@@ -246,7 +253,8 @@ def _html_block_refs(lines: list[str], span: list[int], section: str) -> list[Re
 def _link_text(children: list[Token], start: int) -> str:
     parts = []
     depth = 1
-    for child in children[start:]:
+    for index in range(start, len(children)):  # no children[start:] copy: linear per paragraph
+        child = children[index]
         if child.type == "link_open":
             depth += 1
         elif child.type == "link_close":
