@@ -108,5 +108,5 @@ def test_one_huge_line_is_linear(tmp_path: Path):
     path.write_text(text, encoding="utf-8")
     started = time.perf_counter()
     profile = read_profile(path, base_url="https://site.example/")
-    assert time.perf_counter() - started < 20
+    assert time.perf_counter() - started < 90  # a guard against quadratic blow-ups, not a benchmark
     assert profile.citations

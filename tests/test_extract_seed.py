@@ -252,7 +252,11 @@ def test_pdf_fragment_stays_on_the_citation(seed):
 
 def test_contexts_are_the_sentence(seed):
     by_line = {c.line: c for c in seed.citations}
-    assert by_line[77].context.startswith("In 2020, **al-Quds al-Arabi listed")
+    assert by_line[77].context.startswith("In 2020, al-Quds al-Arabi listed")  # markup removed
+    assert by_line[5].context == (
+        "by Abdullah Hayek (/experts/abdullah-hayek/), Michael Knights (/experts/michael-knights/)"
+    )
+    assert "<https://" not in by_line[71].context and "**" not in by_line[71].context
     assert by_line[149].context == "Military & Security (/policy-analysis/military-security)"
     assert by_line[87].context == (
         "How to Use Militia Spotlight: Profiles (/policy-analysis/how-use-militia-spotlight-profiles)"

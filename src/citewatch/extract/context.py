@@ -17,6 +17,12 @@ MAX_CONTEXT = 400
 _WINDOW = 600
 _SENTENCE_END = re.compile(r"[.!?][\"'”’)\]*_]*\s+")
 _SPACE = re.compile(r"\s+")
+# Markup that dumps and Markdown leave in prose; a reviewer reads the sentence, not the syntax.
+_MD_LINK = re.compile(r"!?\[((?:\\.|[^\]\\\n])*)\]\((?:[^()\s]|\([^()\s]*\))*(?:\s+\"[^\"]*\")?\)")
+_AUTOLINK = re.compile(r"<((?:https?|ftp|mailto):[^<>\s]+)>", re.IGNORECASE)
+_STRONG = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
+_EMPHASIS = re.compile(r"(?<![\w*])\*(?=\S)([^*]+?)(?<=\S)\*(?![\w*])")
+_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!<>])")
 
 #: Section labels whose links are site furniture, not evidence (compared lower-case, by prefix).
 NAV_SECTIONS = (
@@ -89,6 +95,24 @@ def collapse(text: str) -> str:
     return _SPACE.sub(" ", text).strip()
 
 
+def readable(text: str) -> str:
+    """Prose without Markdown link syntax, autolink brackets, emphasis markers or escapes.
+
+    >>> readable(r"by [Abdullah Hayek \\(/experts/a/\\)](/experts/a/), see **this** <https://x.org/>.")
+    'by Abdullah Hayek (/experts/a/), see this https://x.org/.'
+    """
+    if "[" in text:
+        text = _MD_LINK.sub(lambda m: m.group(1), text)
+    if "<" in text:
+        text = _AUTOLINK.sub(lambda m: m.group(1), text)
+    if "*" in text or "__" in text:
+        text = _STRONG.sub(lambda m: m.group(2), text)
+        text = _EMPHASIS.sub(lambda m: m.group(1), text)
+    if "\\" in text:
+        text = _ESCAPE.sub(lambda m: m.group(1), text)
+    return text
+
+
 def sentence_at(text: str, start: int, end: int) -> str:
     """The sentence of ``text`` holding ``text[start:end]``, whitespace-collapsed, ≤ MAX_CONTEXT.
 
@@ -105,11 +129,11 @@ def sentence_at(text: str, start: int, end: int) -> str:
         e = m.start() + 1
     sentence = collapse(text[s:e])
     if len(sentence) <= MAX_CONTEXT:
-        return sentence
+        return readable(sentence)
     # Too long: a window of the source around the reference itself.
     half = max(60, (MAX_CONTEXT - (end - start)) // 2)  # some words before even a huge URL
     a, b = max(s, start - half), min(e, end + half)
-    window = collapse(text[a:b])[: MAX_CONTEXT - 2]
+    window = readable(collapse(text[a:b]))[: MAX_CONTEXT - 2]
     return ("…" if a > s else "") + window + ("…" if b < e else "")
 
 

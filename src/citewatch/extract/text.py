@@ -28,6 +28,7 @@ from .context import (
     is_nav_path,
     is_nav_section,
     is_relative,
+    readable,
     sentence_at,
     without_spans,
 )
@@ -182,7 +183,7 @@ def _line_refs(
         ref.section = section
         lone = start <= lead and end >= tail
         if lone and line[start] == "(" and ref.text:  # "(/path)" under its label line
-            ref.context = collapse(f"{ref.text} {line[:limit]}")
+            ref.context = readable(collapse(f"{ref.text} {line[:limit]}"))
         else:
             ref.context = sentence_at(line, start, end)
         if ref.role is not Role.MEDIA and (
