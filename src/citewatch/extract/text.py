@@ -52,6 +52,7 @@ _TRAILING_PATH = re.compile(r"\s*\(/[^\s()]*\)\s*$")
 _LETTER = re.compile(r"[^\W\d_]")
 _CLAUSE = re.compile(r".*(?:[.;!?]\s|,\s|—|–\s)")
 _MAX_LABEL = 80
+_MAX_CARD_LINES = 15
 
 
 def unescape(text: str) -> str:
@@ -73,7 +74,9 @@ def read_text(text: str) -> Extracted:
         if index in broken:
             limit, skip_until = broken[index]
         tokens = list(_TOKEN.finditer(line, 0, limit))
-        heading = None if tokens else _heading(line[:limit])
+        # A line holding a link (even a bare www./mailto: one) is never a heading.
+        linked = tokens or next(find_urls(line, 0, limit), None) is not None
+        heading = None if linked else _heading(line[:limit])
         if heading is not None:
             section = heading
             continue
@@ -206,17 +209,42 @@ def _label_before(lines: list[str], index: int, line: str, start: int, lead: int
     """Anchor text for ``label (/path)``: the label, or the nearest non-empty line above."""
     before = line[max(0, start - 4 * _MAX_LABEL) : start]
     if start <= lead:
-        for above in range(index - 1, -1, -1):
-            candidate = lines[above].strip()
-            if candidate:
-                return collapse(candidate.replace("**", ""))
-        return ""
+        return _card_title(lines, index)
     if before.count("**") % 2:  # inside **bold**: the bold text is the label
         return collapse(before[before.rfind("**") + 2 :])
     label = collapse(_LIST.sub("", before).replace("**", ""))
     if len(label) > _MAX_LABEL and (m := _CLAUSE.match(label)):
         label = label[m.end() :].strip()
     return label[-_MAX_LABEL:].strip()
+
+
+def _card_title(lines: list[str], index: int) -> str:
+    """Anchor text for a ``(/path)`` alone on its line: the title of the block above it.
+
+    Listing pages dump each teaser as ``KIND`` / title / date / ``♦`` / author lines / ``(/path)``;
+    the title, not the last author, is what the link stands for. Walks up to the previous heading
+    or link, drops everything below a ``♦``-style marker (the byline) and date lines, and takes the
+    nearest line left.
+    """
+    collected: list[str] = []
+    for above in range(index - 1, max(-1, index - 1 - _MAX_CARD_LINES), -1):
+        candidate = lines[above].strip()
+        if not candidate:
+            continue
+        if _heading(candidate) is not None or _TOKEN.search(candidate):
+            break
+        collected.append(candidate)
+    marker = next((i for i, c in enumerate(collected) if not _LETTER.search(c)), None)
+    if marker is not None:
+        collected = collected[marker + 1 :]
+    titles = [c for c in collected if _LETTER.search(c) and parse_date(c) is None]
+    if titles:
+        return collapse(titles[0].replace("**", ""))
+    for above in range(index - 1, -1, -1):  # nothing like a title: the nearest non-empty line
+        candidate = lines[above].strip()
+        if candidate:
+            return collapse(candidate.replace("**", ""))
+    return ""
 
 
 def _metadata(lines: list[str], result: Extracted) -> None:
