@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .extract.markdown import closing_group
 from .models import BROKEN_VERDICTS
 from .report.data import (
     SnapshotInfo,
@@ -194,28 +195,10 @@ def _entry(row: Mapping[str, Any], reason: str) -> dict[str, Any]:
 # -- locating the URL inside a citation's raw text --------------------------------------------------
 
 
-def _balanced_group(raw: str) -> tuple[int, int] | None:
-    """Span of the contents of the parenthesised group that ends ``raw`` (markdown destination)."""
-    if not raw.endswith(")"):
-        return None
-    depth = 0
-    for i in range(len(raw) - 1, -1, -1):
-        ch = raw[i]
-        if i > 0 and raw[i - 1] == "\\":
-            continue
-        if ch == ")":
-            depth += 1
-        elif ch == "(":
-            depth -= 1
-            if depth == 0:
-                return i + 1, len(raw) - 1
-    return None
-
-
 def _destination_spans(raw: str) -> list[tuple[int, int]]:
     """Every span of ``raw`` that could be the URL as written, most specific first."""
     spans: list[tuple[int, int]] = []
-    group = _balanced_group(raw)
+    group = closing_group(raw)
     if group:
         start, end = group
         inner = raw[start:end]

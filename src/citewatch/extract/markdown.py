@@ -48,6 +48,7 @@ _REF_DEF = re.compile(
     r"^ {0,3}\[((?:\\.|[^\[\]\\\n])+)\]:[ \t]*\n?[ \t]*(<[^<>\n]*>|\S+)", re.MULTILINE
 )
 _LABEL_TAIL = re.compile(r"\]\s*\[((?:\\.|[^\[\]\\])*)\]$")
+_LONE_CR = re.compile(r"\r(?!\n)")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
 
 
@@ -81,6 +82,9 @@ _MD = _make()
 
 def read_markdown(text: str) -> Extracted:
     """Locate every reference in a Markdown document (metadata included)."""
+    # Lines end at LF only (as for every reader and `citewatch fix`); markdown-it would also break
+    # lines at a lone CR and shift every line number after it. Same length, so offsets hold.
+    text = _LONE_CR.sub(" ", text)
     lines = text.split("\n")
     result = Extracted()
     body, front = _front_matter(lines)
@@ -303,24 +307,36 @@ def _destination(
     return entry
 
 
-def _final_group(source: str) -> tuple[int, str] | None:
-    """The ``(...)`` that ends an inline link's source, as (offset of its contents, contents)."""
-    if not source.endswith(")"):
+def closing_group(text: str) -> tuple[int, int] | None:
+    """Span (start, end) of the contents of the balanced ``(...)`` that ends ``text``, skipping
+    backslash-escaped parentheses — a Markdown link destination. Shared with ``fix``, which must
+    find the same destination it rewrites.
+
+    >>> closing_group("[a](https://x.org/A_(b))")
+    (4, 23)
+    """
+    if not text.endswith(")"):
         return None
     depth = 0
-    for i in range(len(source) - 1, -1, -1):
-        ch = source[i]
-        if i > 0 and source[i - 1] == "\\":
+    for i in range(len(text) - 1, -1, -1):
+        ch = text[i]
+        if i > 0 and text[i - 1] == "\\":
             continue
         if ch == ")":
             depth += 1
         elif ch == "(":
             depth -= 1
             if depth == 0:
-                if i > 0 and source[i - 1] == "]":
-                    return i + 1, source[i + 1 : -1]
-                return None
+                return i + 1, len(text) - 1
     return None
+
+
+def _final_group(source: str) -> tuple[int, str] | None:
+    """The ``(...)`` that ends an inline link's source, as (offset of its contents, contents)."""
+    span = closing_group(source)
+    if span is None or span[0] < 2 or source[span[0] - 2] != "]":
+        return None
+    return span[0], source[span[0] : span[1]]
 
 
 def _balanced_prefix(dest: str) -> str:
