@@ -16,9 +16,9 @@ from its tags alone (same rules, tracked with counters) with a ``deep_nesting`` 
 from __future__ import annotations
 
 import bisect
-import html as htmllib
 import re
 from dataclasses import dataclass, field
+from html.entities import html5
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
@@ -79,7 +79,7 @@ _VOID = frozenset(
 # Every branch can match up to the end of the text (as a browser's tokenizer reads an unclosed tag
 # or quote to EOF), so a failed attempt never rescans: the scan is linear on any input.
 _SCAN = re.compile(
-    r"<!--.*?(?:-->|\Z)"
+    r"<!--(?:-?>|.*?(?:--!?>|\Z))"  # <!--> and <!---> are whole (empty) comments; --!> ends one
     r"|<(?P<raw>script|style|textarea|title|xmp)\b(?:[^>\"']|\"[^\"]*(?:\"|\Z)|'[^']*(?:'|\Z))*"
     r"(?:>.*?(?:</(?P=raw)\s*>|\Z)|\Z)"
     r"|<(?P<name>[A-Za-z][^\s/>]*)(?P<attrs>(?:[^>\"']|\"[^\"]*(?:\"|\Z)|'[^']*(?:'|\Z))*)(?:>|\Z)"
@@ -160,6 +160,8 @@ def _scan(text: str) -> tuple[list[_SourceTag], int]:
                     nav = max(0, nav - 1)
             continue
         name = name.lower()
+        if name == "image":  # the HTML parser turns an <image> start tag into <img>
+            name = "img"
         attrs = m.group("attrs")
         values: dict[str, tuple[int, str]] = {}
         if attrs:
@@ -200,37 +202,103 @@ def tag_links(text: str) -> list[tuple[int, str, Role, str, str]]:
     return found
 
 
+_CHARREF = re.compile(
+    r"&(?:#(?P<dec>[0-9]+);?|#[xX](?P<hex>[0-9a-fA-F]+);?|(?P<name>[A-Za-z][A-Za-z0-9]*)(?P<semi>;?))"
+)
+
+
+def _numeric(digits: str, radix: int) -> str:
+    """HTML's numeric character reference rules (html.unescape drops control characters)."""
+    number = int(digits, radix) if len(digits) <= 8 else 0x110000
+    if number == 0 or number > 0x10FFFF or 0xD800 <= number <= 0xDFFF:
+        return "\ufffd"
+    if 0x80 <= number <= 0x9F:  # the windows-1252 remapping, where that code page has a character
+        try:
+            return bytes([number]).decode("cp1252")
+        except UnicodeDecodeError:
+            pass
+    return chr(number)
+
+
+def _charref(match: re.Match[str]) -> str:
+    """One character reference in an attribute value, decoded as the HTML tokenizer does."""
+    if match.group("dec") is not None:
+        return _numeric(match.group("dec"), 10)
+    if match.group("hex") is not None:
+        return _numeric(match.group("hex"), 16)
+    name = match.group("name")
+    semi = match.group("semi")
+    if semi and name + ";" in html5:
+        return html5[name + ";"]
+    for k in range(len(name), 1, -1):  # the longest legacy name (no ';') that starts the text
+        if name[:k] in html5:
+            after = name[k : k + 1] or semi or match.string[match.end() : match.end() + 1]
+            if after == "=" or (after.isascii() and after.isalnum()):
+                return match.group()  # in attributes, "&copy=2" and "&ampx" stay as written
+            return html5[name[:k]] + name[k:] + semi
+    return match.group()
+
+
 def _decoded(value: str) -> str:
-    return htmllib.unescape(value).replace("\r\n", "\n").replace("\r", "\n").replace("\0", "\ufffd")
+    """An attribute value as the DOM holds it: CR/CRLF as LF and NUL as U+FFFD in the source text,
+    then character references decoded by HTML's attribute rules (``&#13;`` is a CR; html.unescape
+    alone would decode ``&copy=`` and drop ``&#1;``)."""
+    value = value.replace("\r\n", "\n").replace("\r", "\n").replace("\0", "\ufffd")
+    return _CHARREF.sub(_charref, value) if "&" in value else value
 
 
 class _Matcher:
-    """Pairs DOM elements with their source tags: per tag name, in document order."""
+    """Pairs DOM elements with their source tags: per tag name, in document order.
+
+    A DOM element takes the next unused tag of its name whose value decodes (:func:`_decoded`, HTML's
+    attribute rules) to the element's value; a value that differs is a different link, never taken
+    on order alone. Tags the scan placed inside ``noscript``/``pre``… are a last resort: the parser
+    can move an element out (``<noscript><a>`` in ``<head>`` ends up in ``<body>``). An element left
+    without a tag keeps its citation, at column 0.
+    """
 
     def __init__(self, tags: list[_SourceTag]) -> None:
         self.by_name: dict[str, list[_SourceTag]] = {}
+        self.skipped_by_name: dict[str, list[_SourceTag]] = {}
         for tag in tags:
-            if not tag.skipped:
-                self.by_name.setdefault(tag.name, []).append(tag)
+            table = self.skipped_by_name if tag.skipped else self.by_name
+            table.setdefault(tag.name, []).append(tag)
         self.pos: dict[str, int] = {}
+        self.skipped_pos: dict[str, int] = {}
+        self.matched: set[tuple[str, str]] = set()
 
     def find(self, name: str, attr: str, value: str) -> _SourceTag | None:
-        candidates = self.by_name.get(name, [])
-        start = self.pos.get(name, 0)
-        first = None
-        for k in range(start, min(len(candidates), start + 64)):
-            tag = candidates[k]
-            if attr not in tag.values:
-                continue
-            if _decoded(tag.values[attr][1]) == value:
-                self.pos[name] = k + 1
-                return tag
-            if first is None:
-                first = k
-        if first is not None:  # entity decoding differs from lexbor's: trust the order
-            self.pos[name] = first + 1
-            return candidates[first]
-        return None
+        tag = _next_tag(self.by_name, self.pos, name, attr, value)
+        if tag is None:
+            tag = _next_tag(self.skipped_by_name, self.skipped_pos, name, attr, value)
+        if tag is not None:
+            self.matched.add((name, value))
+        return tag
+
+    def is_clone(self, name: str, value: str) -> bool:
+        """An ``a`` with no tag of its own, copying one already matched: the adoption agency
+        algorithm clones misnested formatting elements (``<a href=x><p><a href=x>``)."""
+        return name == "a" and (name, value) in self.matched
+
+
+def _next_tag(
+    table: dict[str, list[_SourceTag]],
+    positions: dict[str, int],
+    name: str,
+    attr: str,
+    value: str,
+) -> _SourceTag | None:
+    candidates = table.get(name, [])
+    start = positions.get(name, 0)
+    for k in range(start, min(len(candidates), start + 64)):
+        tag = candidates[k]
+        if attr not in tag.values:
+            continue
+        raw = tag.values[attr][1]
+        if _decoded(raw) == value:
+            positions[name] = k + 1
+            return tag
+    return None
 
 
 def _walk(
@@ -262,9 +330,13 @@ def _walk(
             value = attrs.get(attr)
             if value is not None:
                 source = matcher.find(tag, attr, value)
-                ref = _ref(node, tag, value, source, text, lines, frame, section, role, block_text)
-                if ref is not None:
-                    result.refs.append(ref)
+                # A parser-made copy of a link already cited has no source of its own: not cited.
+                if source is not None or not matcher.is_clone(tag, value):
+                    ref = _ref(
+                        node, tag, value, source, text, lines, frame, section, role, block_text
+                    )
+                    if ref is not None:
+                        result.refs.append(ref)
         if tag in SKIP:
             continue
         nav = frame.nav or tag in NAV_TAGS or _nav_attrs(attrs)
