@@ -679,7 +679,7 @@ def audit(
     store = _open_store(settings.db)
     reporter = _reporter(quiet, as_json)
     run_id = store.begin_run("audit", _argv(), settings.digest())
-    from .report import corpus_summary, write_reports
+    from .report import gather, write_reports
 
     try:
         profiles, scan_counts = do_scan(store, run_id, paths, settings.base_url, reporter, False)
@@ -690,9 +690,8 @@ def audit(
         else:
             reporter.note("archive step skipped: the network is unavailable")
         reporter.stage("reports", None)
-        written = write_reports(
-            store, Path(settings.out), chosen, wayback_url=settings.wayback_url, run_id=run_id
-        )
+        report_data = gather(store, run_id, settings.wayback_url)
+        written = write_reports(store, Path(settings.out), chosen, data=report_data)
     finally:
         reporter.close()
     counts = {"scan": scan_counts, "verdicts": checked.summary}
@@ -704,7 +703,7 @@ def audit(
         network=checked.network,
         archive=archived.archive if archived else "skipped",
     )
-    summary = corpus_summary(store, run_id)
+    summary = report_data.summary
     exit_code = judged_exit_code(store, checked.network)
     if as_json:
         _emit_json(

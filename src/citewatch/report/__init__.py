@@ -49,18 +49,21 @@ def write_reports(
     *,
     wayback_url: str = "https://web.archive.org",
     run_id: int | None = None,
+    data: ReportData | None = None,
 ) -> list[Path]:
     """Write the chosen report formats into ``out_dir``; returns the paths written.
 
     ``run_id`` is the run the reports describe (for "since the previous audit"); by default the
-    newest run in the database.
+    newest run in the database. ``data`` reuses records already gathered (``audit`` also prints
+    their summary), instead of reading the database again.
     """
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise ValueError(f"unknown report format(s): {', '.join(unknown)}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = gather(store, run_id, wayback_url)
+    if data is None:
+        data = gather(store, run_id, wayback_url)
     written: list[Path] = []
     if "md" in formats:
         from .markdown import index_markdown, profile_markdown
