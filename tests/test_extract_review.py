@@ -164,3 +164,36 @@ def test_attribute_values_decode_as_lexbor_decodes_them(value):
 
     node = LexborHTMLParser(f'<a href="{value}">x</a>').css_first("a")
     assert _decoded(value) == node.attributes["href"]
+
+
+def test_manifests_in_sub_folders_are_read_and_the_nearest_wins(tmp_path):
+    from citewatch.extract.manifest import load_manifest
+
+    (tmp_path / "sub" / ".hidden").mkdir(parents=True)
+    (tmp_path / "corpus.toml").write_text(
+        '[[profile]]\npath = "sub/a.txt"\nurl = "https://outer.example/a"\n'
+        '[[profile]]\npath = "b.txt"\nurl = "https://outer.example/b"\n'
+    )
+    (tmp_path / "sub" / "corpus.toml").write_text(
+        '[[profile]]\npath = "a.txt"\nurl = "https://inner.example/a"\n'
+    )
+    (tmp_path / "sub" / ".hidden" / "corpus.toml").write_text("not toml [")
+    for name in ("sub/a.txt", "b.txt"):
+        (tmp_path / name).write_text("See (/x).\n")
+    manifest = load_manifest(tmp_path)
+    assert manifest.get(tmp_path / "sub" / "a.txt").url == "https://inner.example/a"
+    assert manifest.get(tmp_path / "b.txt").url == "https://outer.example/b"
+    assert load_manifest(tmp_path / "b.txt").get(tmp_path / "b.txt").url == (
+        "https://outer.example/b"
+    )
+    profile = read_profile(tmp_path / "sub" / "a.txt", manifest=manifest)
+    assert [c.url for c in profile.citations] == ["https://inner.example/x"]
+
+
+def test_a_broken_manifest_in_a_sub_folder_is_an_error_naming_it(tmp_path):
+    from citewatch.extract.manifest import load_manifest
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "corpus.toml").write_text("[[profile]\n")
+    with pytest.raises(ValueError, match=r"sub/corpus\.toml: not valid TOML"):
+        load_manifest(tmp_path)

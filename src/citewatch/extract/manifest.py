@@ -12,14 +12,17 @@ if someone records the page's address. That record is ``corpus.toml`` in the cor
     published = "2023-11-01"                  # optional: a TOML date or a date string
 
 Only ``path`` is required. Entries are keyed by the profile file's resolved path, so a profile is
-found however it was named on the command line. A malformed manifest raises :class:`ValueError`
-with the file and the reason: a wrong base URL silently resolving every link elsewhere would be
-worse than stopping.
+found however it was named on the command line. A sub-folder may hold its own ``corpus.toml`` (its
+paths relative to that sub-folder); :func:`load_manifest` reads every one under the folder it is
+given, and for one profile file the nearest one wins. A malformed manifest raises
+:class:`ValueError` with the file and the reason: a wrong base URL silently resolving every link
+elsewhere would be worse than stopping.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +48,7 @@ class Entry:
 
 @dataclass(slots=True)
 class Manifest:
-    """The entries of one ``corpus.toml`` (empty when there is none)."""
+    """The entries of the ``corpus.toml`` files of a corpus (empty when there is none)."""
 
     source: Path | None = None
     entries: dict[Path, Entry] = field(default_factory=dict)
@@ -62,10 +65,32 @@ class Manifest:
 
 
 def load_manifest(root: Path) -> Manifest:
-    """Read ``root/corpus.toml`` if present; an empty :class:`Manifest` otherwise."""
-    source = root / MANIFEST_NAME
-    if not source.is_file():
-        return Manifest()
+    """Every ``corpus.toml`` in ``root`` (a folder, or a file's own folder) and its sub-folders.
+
+    Hidden folders are not searched. An entry in a deeper manifest overrides one for the same file
+    in a shallower one; an empty :class:`Manifest` when there is none.
+    """
+    folder = root if root.is_dir() else root.parent
+    merged = Manifest()
+    for source in _manifest_files(folder):  # shallowest first: deeper ones override
+        manifest = _load_one(source)
+        if merged.source is None:
+            merged.source = source
+        merged.entries.update(manifest.entries)
+    return merged
+
+
+def _manifest_files(folder: Path) -> list[Path]:
+    found: list[tuple[int, str, Path]] = []
+    for current, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        if MANIFEST_NAME in files:
+            path = Path(current) / MANIFEST_NAME
+            found.append((len(path.relative_to(folder).parts), path.as_posix(), path))
+    return [path for *_, path in sorted(found)]
+
+
+def _load_one(source: Path) -> Manifest:
     try:
         data = tomllib.loads(source.read_text(encoding="utf-8-sig"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
