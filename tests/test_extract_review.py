@@ -197,3 +197,23 @@ def test_a_broken_manifest_in_a_sub_folder_is_an_error_naming_it(tmp_path):
     (tmp_path / "sub" / "corpus.toml").write_text("[[profile]\n")
     with pytest.raises(ValueError, match=r"sub/corpus\.toml: not valid TOML"):
         load_manifest(tmp_path)
+
+
+@pytest.mark.parametrize("unit", ["[", "[a](", "*a", "<http:"])
+def test_a_pathological_five_megabyte_markdown_line_takes_seconds(tmp_path, unit):
+    """markdown-it-py alone takes 20-45 s on these; over MAX_BLOCK the text-dump reader takes over."""
+    import time
+
+    text = unit * (5_000_000 // len(unit)) + " https://end.example/x\n"
+    started = time.perf_counter()
+    profile = _read(tmp_path, "huge.md", text)
+    assert time.perf_counter() - started < 10
+    assert [f.kind for f in profile.findings] == ["long_paragraph"]
+    assert [c.url for c in profile.citations][-1:] == ["https://end.example/x"]
+
+
+def test_a_huge_code_block_is_still_code(tmp_path):
+    text = "Intro <https://a.example/>\n\n```\n" + "http://code.example/x " * 20_000 + "\n```\n"
+    profile = _read(tmp_path, "code.md", text)
+    assert [c.url for c in profile.citations] == ["https://a.example/"]
+    assert profile.findings == []

@@ -26,7 +26,7 @@ from markdown_it.common.utils import unescapeAll
 from markdown_it.rules_inline import StateInline
 from markdown_it.token import Token
 
-from ..models import Role
+from ..models import Finding, Role
 from .bare import find_urls
 from .context import (
     Extracted,
@@ -78,6 +78,26 @@ def _wrap(inner: Callable[[StateInline, bool], bool]) -> Callable[[StateInline, 
 
 
 _MD = _make()
+#: A paragraph longer than this (characters) is read by the text-dump reader instead: markdown-it-py
+#: spends up to ~10 µs per character of bracket or emphasis punctuation (45 s for a 5 MB line of
+#: ``[``), and no real profile has a paragraph of a quarter of a megabyte.
+MAX_BLOCK = 256 * 1024
+_BLANK_LINE = re.compile(r"\n[ \t]*(?=\n)")
+_BLOCKS_ONLY = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+_BLOCKS_ONLY.disable("inline")
+
+
+def _longest_inline(body: str) -> int:
+    """Length of the longest paragraph/heading/cell text (code blocks do not count: markdown-it
+    leaves them alone). A cheap upper bound first; the block structure only when it is exceeded."""
+    longest = start = 0
+    for match in _BLANK_LINE.finditer(body):
+        longest = max(longest, match.start() - start)
+        start = match.end()
+    if max(longest, len(body) - start) <= MAX_BLOCK:
+        return 0
+    inline = (len(t.content) for t in _BLOCKS_ONLY.parse(body) if t.type == "inline")
+    return max(inline, default=0)
 
 
 def read_markdown(text: str) -> Extracted:
@@ -88,6 +108,20 @@ def read_markdown(text: str) -> Extracted:
     lines = text.split("\n")
     result = Extracted()
     body, front = _front_matter(lines)
+    longest = _longest_inline(body)
+    if longest > MAX_BLOCK:
+        from .text import read_text
+
+        result = read_text(body)
+        _apply_front(front, result)
+        result.findings.append(
+            Finding(
+                "long_paragraph",
+                f"a Markdown paragraph of {longest:,} characters: read as a plain-text dump "
+                "(links, autolinks and bare URLs; code spans are not told apart)",
+            )
+        )
+        return result
     _apply_front(front, result)
     definitions = _definitions(body)
     tokens = _MD.parse(body)
