@@ -23,6 +23,7 @@ from citewatch.check.classify import (
     outcome_for_status,
     says_not_found,
     soft_404_reason,
+    title_says_not_found,
 )
 from citewatch.check.probe import Prober, read_capped, read_text, sha1_base32
 from citewatch.check.scheduler import Scheduler
@@ -108,7 +109,48 @@ def test_exception_outcomes(exc: Exception, outcome: Outcome) -> None:
     ],
 )
 def test_not_found_texts(text: str) -> None:
-    assert says_not_found(text)
+    assert says_not_found(text) or title_says_not_found(text)
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "Page not found – Example News",
+        "404",
+        "Error 404 | News",
+        "404 Not Found",
+        "Oops! Page not found",
+        "Example News - Page Not Found",
+        "الصفحة غير موجودة",
+        "خطأ 404 | الموقع",
+    ],
+)
+def test_not_found_titles(title: str) -> None:
+    assert title_says_not_found(title)
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "Flight 404 lands safely",
+        "Iran nuclear document not found, says IAEA",
+        "المفقود غير موجود في السجلات",
+    ],
+)
+def test_headlines_that_merely_mention_not_found_are_content(title: str) -> None:
+    assert not title_says_not_found(title)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The missing journalist was not found by police.",
+        "Flight 404 lands safely after a storm.",
+        "Investigators said the weapon was not found at the scene.",
+    ],
+)
+def test_short_stories_that_say_not_found_are_content(text: str) -> None:
+    assert not says_not_found(text)
 
 
 @pytest.mark.parametrize(

@@ -110,16 +110,31 @@ def _describe(exc: BaseException) -> str:
 
 # -- content heuristics ------------------------------------------------------------------------
 
+# "Not found" must be said *about the page*: a headline such as "Flight 404 lands safely" or a
+# short story saying "the journalist was not found" is content, not an error page.
 _NOT_FOUND = re.compile(
     r"""
-    \bnot\s+found\b | \b404\b | \bpage\s+(?:does\s+not|doesn[’']t)\s+exist\b
-    | \b(?:no\s+longer|isn[’']t|is\s+not)\s+(?:available|exists?)\b
-    | \b(?:cannot|can[’']t|could\s+not|couldn[’']t)\s+(?:be\s+)?f(?:ou|i)nd\b
-    | \bnothing\s+(?:was\s+)?found\b | \bpage\s+(?:missing|unavailable|removed)\b
-    | الصفحة\s+(?:المطلوبة\s+)?غير\s+موجودة | غير\s+موجود | لم\s+(?:يتم|نتمكن\s+من)\s+العثور
-    | لا\s+توجد\s+(?:صفحة|نتائج) | خطأ\s*404 | الصفحة\s+(?:المطلوبة\s+)?غير\s+متوفرة
+    \b(?:page|article|content|file|document|story|post|url|link|resource|item)s?\b[^.!?\n]{0,40}?
+        (?:\bnot\s+(?:be\s+)?found\b|\b(?:does\s+not|doesn[’']t|no\s+longer)\s+exists?\b
+        |\b(?:is|was|has\s+been)\s+(?:no\s+longer\s+available|removed|deleted)\b
+        |\bno\s+longer\s+available\b|\b(?:cannot|can[’']t|could\s+not|couldn[’']t)\s+be\s+found\b)
+    | \berror\s*404\b | \b404\s*(?:error|not\s+found|page)\b | \bnothing\s+(?:was\s+)?found\b
+    | الصفحة\s+(?:المطلوبة\s+)?غير\s+(?:موجودة|متوفرة) | المحتوى\s+غير\s+(?:موجود|متوفر)
+    | لم\s+(?:يتم|نتمكن\s+من)\s+العثور\s+على\s+(?:الصفحة|المحتوى|المقال|الرابط)
+    | لا\s+توجد\s+صفحة | خطأ\s*404
     """,
     re.IGNORECASE | re.VERBOSE,
+)
+# A title says "not found" only when one of its parts (split at | – — : and " - ") is nothing else.
+_TITLE_PART = re.compile(r"\s*(?:\||–|—|:|\s-\s)\s*")
+_TITLE_NOT_FOUND = re.compile(
+    r"^(?:(?:sorry|oops|error)[,!.]?\s*)?(?:404|not\s+found|404\s+not\s+found"
+    r"|(?:error\s*)?404(?:\s*error)?|(?:the\s+)?(?:page|article|file|content)\s+(?:was\s+)?not\s+found"
+    r"|(?:this\s+|the\s+)?page\s+(?:does\s+not|doesn[’']t)\s+exist"
+    r"|(?:this\s+|the\s+)?page\s+(?:is\s+)?(?:missing|unavailable|removed|no\s+longer\s+available)"
+    r"|الصفحة\s+(?:المطلوبة\s+)?غير\s+(?:موجودة|متوفرة)|خطأ\s*404|404\s*[-–]?\s*الصفحة\s+غير\s+موجودة"
+    r"|لم\s+يتم\s+العثور\s+على\s+الصفحة)[.!]?$",
+    re.IGNORECASE,
 )
 #: A page whose visible text is shorter than this may be judged by its body alone.
 SHORT_BODY_CHARS = 1200
@@ -156,8 +171,15 @@ _BOT_WALL_MARKERS = (
 
 
 def says_not_found(text: str | None) -> bool:
-    """True if a title or short text says the page does not exist (English and Arabic)."""
+    """True if a short page text says the page itself does not exist (English and Arabic)."""
     return bool(text) and _NOT_FOUND.search(text) is not None  # type: ignore[arg-type]
+
+
+def title_says_not_found(title: str | None) -> bool:
+    """True if a part of the title is only "not found" / "404" / "الصفحة غير موجودة"."""
+    if not title:
+        return False
+    return any(_TITLE_NOT_FOUND.match(part) for part in _TITLE_PART.split(title.strip()) if part)
 
 
 def is_home_path(path: str) -> bool:
@@ -214,10 +236,10 @@ def soft_404_reason(page: Page) -> str | None:
             return "a deep URL redirected to the site's home page"
         if is_error_path(final.path):
             return f"redirected to a generic error page ({final.path})"
-    if page.title and says_not_found(page.title):
+    if page.title and title_says_not_found(page.title):
         return f"the page title says not found: {page.title[:80]!r}"
     short = page.text_length is not None and page.text_length <= SHORT_BODY_CHARS
-    if short and page.text and says_not_found(page.text):
+    if short and page.text and (says_not_found(page.text) or title_says_not_found(page.text)):
         return "the short page text says not found"
     return None
 
