@@ -119,3 +119,18 @@ def test_unresolvable_host_is_a_connect_error_with_a_dns_cause(monkeypatch):
     with pytest.raises(httpx.ConnectError) as info:
         asyncio.run(go())
     assert type(info.value.__cause__).__name__ == "NameResolutionError"
+
+
+def test_a_failing_resolver_is_a_connection_error_not_a_dead_name(monkeypatch):
+    def resolver_down(*args, **kwargs):
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver_down)
+
+    async def go():
+        async with make_client(NetSettings(timeout=2)) as client:
+            await client.get("http://some-host.example/")
+
+    with pytest.raises(httpx.ConnectError) as info:
+        asyncio.run(go())
+    assert type(info.value.__cause__).__name__ != "NameResolutionError"

@@ -33,6 +33,14 @@ DEFAULT_USER_AGENT = (
 )
 
 
+#: getaddrinfo errors that mean "this name does not exist" (not "the resolver is unwell").
+_NO_SUCH_NAME = frozenset(
+    code
+    for code in (getattr(socket, "EAI_NONAME", None), getattr(socket, "EAI_NODATA", None))
+    if code is not None
+)
+
+
 class NameResolutionError(httpcore.ConnectError):
     """The host name does not resolve (NXDOMAIN, no address)."""
 
@@ -190,7 +198,12 @@ class RoutingBackend(httpcore.AsyncNetworkBackend):
         try:
             infos = await loop.getaddrinfo(bare, port, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
-            raise NameResolutionError(f"cannot resolve {bare}: {exc.strerror or exc}") from exc
+            if exc.errno in _NO_SUCH_NAME:
+                raise NameResolutionError(f"cannot resolve {bare}: {exc.strerror or exc}") from exc
+            # A resolver that fails or times out says nothing about the host: our network's fault.
+            raise httpcore.ConnectError(
+                f"name lookup for {bare} failed: {exc.strerror or exc}"
+            ) from exc
         addresses = list(dict.fromkeys(info[4][0] for info in infos))
         if not addresses:
             raise NameResolutionError(f"{bare} has no address")

@@ -155,7 +155,7 @@ def read_text(body: bytes, content_type: str | None) -> PageText:
     charset = _charset(content_type, body)
     try:
         text = body.decode(charset, errors="replace")
-    except LookupError:
+    except (LookupError, UnicodeError, ValueError):  # unknown or text-unfit codecs (idna, punycode)
         text = body.decode("utf-8", errors="replace")
     if not htmlish:
         visible = _SPACES.sub(" ", text).strip()
