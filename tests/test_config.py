@@ -49,3 +49,38 @@ def test_archive_keys_only_from_environment_and_not_in_digest(monkeypatch):
     assert config.archive_keys() == ("ACCESS123", "SECRET456")
     settings = Settings()
     assert "SECRET456" not in repr(settings) and "SECRET456" not in settings.digest()
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"allow_private": "false"}, ("net.allow_private", False)),
+        ({"allow_private": "yes"}, ("net.allow_private", True)),
+        ({"one_shot": "no"}, ("one_shot", False)),
+        ({"per_host": "2"}, ("per_host", 2)),
+        ({"ignore": "https://ads.example/*"}, ("ignore", ["https://ads.example/*"])),
+        ({"timeout": 2}, ("net.timeout", 2.0)),
+    ],
+)
+def test_config_values_are_typed_not_truthy(values, expected):
+    settings = apply(Settings(), values, "citewatch.toml")
+    target, attribute = expected[0].split(".") if "." in expected[0] else (None, expected[0])
+    holder = settings.net if target == "net" else settings
+    assert getattr(holder, attribute) == expected[1]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"concurrency": "many"},
+        {"concurrency": 0},
+        {"allow_private": "maybe"},
+        {"confirm_failures": "x"},
+        {"ignore": 5},
+        {"connect_to": 5},
+        {"timeout": -1},
+    ],
+)
+def test_bad_config_values_are_config_errors(values):
+    with pytest.raises(ConfigError):
+        apply(Settings(), values, "citewatch.toml")

@@ -157,8 +157,12 @@ def apply(settings: Settings, values: dict[str, Any], origin: str) -> Settings:
         try:
             if key in _DURATION_KEYS:
                 value = parse_duration(value)
+            elif key != "connect_to":
+                value = _coerce(key, value)
             if key == "connect_to":
-                specs = [value] if isinstance(value, str) else list(value)
+                specs = [value] if isinstance(value, str) else value
+                if not isinstance(specs, list) or not all(isinstance(x, str) for x in specs):
+                    raise ValueError(f"expected HOST1:PORT1:HOST2:PORT2 strings, got {value!r}")
                 settings.net.connect_to = [ConnectTo.parse(s) for s in specs]
             elif key in _NET_KEYS:
                 setattr(settings.net, key, value)
@@ -167,6 +171,63 @@ def apply(settings: Settings, values: dict[str, Any], origin: str) -> Settings:
         except ValueError as exc:
             raise ConfigError(f"{origin}: {raw_key}: {exc}") from exc
     return settings
+
+
+_NET_TYPES = {
+    "cacert": "str | None",
+    "timeout": "float",
+    "connect_timeout": "float | None",
+    "user_agent": "str",
+    "concurrency": "int",
+    "allow_private": "bool",
+    "http2": "bool",
+}
+_AT_LEAST_ONE = {"concurrency", "per_host", "confirm_failures"}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _coerce(key: str, value: Any) -> Any:
+    """Check a config value against its field's type, converting the obvious spellings.
+
+    A config file is typed by hand: ``allow_private = "false"`` must not switch the SSRF guard
+    off, and ``ignore = "https://ads.example/*"`` is one pattern, not a list of characters.
+    """
+    kind = _NET_TYPES.get(key) or str(next(f.type for f in fields(Settings) if f.name == key))
+    optional = kind.endswith("| None")
+    base = kind.removesuffix(" | None").strip()
+    if value is None and optional:
+        return None
+    if base == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        raise ValueError(f"expected true or false, got {value!r}")
+    if base == "int":
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ValueError(f"expected a whole number, got {value!r}")
+        number = int(value)
+        if key in _AT_LEAST_ONE and number < 1 or number < 0:
+            raise ValueError(f"must be at least {1 if key in _AT_LEAST_ONE else 0}, got {number}")
+        return number
+    if base == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ValueError(f"expected a number, got {value!r}")
+        number = float(value)
+        if number < 0:
+            raise ValueError(f"must not be negative, got {number}")
+        return number
+    if base == "list[str]":
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise ValueError(f"expected a list of strings, got {value!r}")
+        return list(items)
+    if base == "str":
+        if not isinstance(value, str):
+            raise ValueError(f"expected a string, got {value!r}")
+        return value
+    return value
 
 
 ENV_PREFIX = "CITEWATCH_"
