@@ -169,3 +169,16 @@ def test_bad_config_file_is_a_usage_error(tmp_path):
     done = run("check", "--db", str(tmp_path / "x.db"), cwd=tmp_path)
     assert done.returncode == 2
     assert "citewatch.toml" in done.stderr
+
+
+def test_config_ignore_patterns_also_clear_the_exit_code(tmp_path, web_args):
+    db = tmp_path / "g.db"
+    store = Store.open(db)
+    seed(store, ["https://news.test/dead/known-false-positive"])
+    store.close()
+    assert run("check", "--one-shot", "--db", str(db), *web_args, cwd=tmp_path).returncode == 1
+    (tmp_path / "citewatch.toml").write_text(
+        'retries = 0\nbackoff = 0\nignore = "https://news.test/dead/*"\n'
+    )
+    again = run("check", "--one-shot", "--db", str(db), *web_args, cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr

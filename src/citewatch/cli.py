@@ -8,6 +8,7 @@ progress on stderr; exit 0 all citations fine, 1 broken citations found, 2 usage
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import json
 import os
 import re
@@ -403,11 +404,18 @@ def do_check(store: Store, run_id: int, settings: Settings, reporter: Reporter) 
     return asyncio.run(run_check(store, run_id, settings, reporter))
 
 
-def judged_exit_code(store: Store, network: str) -> int:
-    """3 when nothing could be judged (offline), 1 when broken citations exist, else 0."""
+def judged_exit_code(store: Store, network: str, ignore: list[str] | None = None) -> int:
+    """3 when nothing could be judged (offline), 1 when broken citations exist, else 0.
+    URLs under an ignore rule (``citewatch ignore`` or the config's ``ignore`` globs) never count."""
     if network == "offline":
         return EXIT_OFFLINE
-    return EXIT_BROKEN if store.broken_citations() else EXIT_OK
+    patterns = ignore or []
+    broken = [
+        row
+        for row in store.broken_citations()
+        if not any(fnmatch.fnmatchcase(row["url"], pattern) for pattern in patterns)
+    ]
+    return EXIT_BROKEN if broken else EXIT_OK
 
 
 def check_json(result: Any, run: dict[str, Any]) -> dict[str, Any]:
@@ -515,7 +523,7 @@ def check(
         )
     if result.message and quiet:  # otherwise the runner has already shown it on stderr
         err.print(result.message, markup=False)
-    raise typer.Exit(judged_exit_code(store, result.network))
+    raise typer.Exit(judged_exit_code(store, result.network, settings.ignore))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -704,7 +712,7 @@ def audit(
         archive=archived.archive if archived else "skipped",
     )
     summary = report_data.summary
-    exit_code = judged_exit_code(store, checked.network)
+    exit_code = judged_exit_code(store, checked.network, settings.ignore)
     if as_json:
         _emit_json(
             {
