@@ -147,9 +147,14 @@ def test_history_and_report_commands(tmp_path, web_args):
         ["check", "--max-age", "whenever"],
         ["check", "--cacert", "missing.pem"],
         ["scan", "--no-such-flag", "x"],
+        ["check", "--cacert", "not-a-bundle.pem"],
+        ["check", "--user-agent", "two\nlines"],
+        ["archive", "--wayback-url", "http://[::1"],
+        ["check", "--canary", "ftp://example.org/"],
     ],
 )
 def test_usage_errors_exit_2(tmp_path, args):
+    (tmp_path / "not-a-bundle.pem").write_text("this is not PEM\n")
     done = run(*args, "--db", str(tmp_path / "u.db"), cwd=tmp_path)
     assert done.returncode == 2, (done.stdout, done.stderr)
 

@@ -12,6 +12,7 @@ import fnmatch
 import json
 import os
 import re
+import ssl
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -177,9 +178,23 @@ def _settings(config: str | None, **flags: Any) -> Settings:
     try:
         settings, _ = load(config)
         given = {k: v for k, v in flags.items() if v is not None and v != []}
-        return apply(settings, given, "command line")
+        settings = apply(settings, given, "command line")
     except ConfigError as exc:
         raise fail(str(exc)) from exc
+    for name in ("wayback_url", "availability_url", "canary", "base_url"):
+        value = getattr(settings, name)
+        if value and not _is_web_url(value):
+            raise fail(f"{name.replace('_', '-')}: not an http(s) URL: {value}")
+    return settings
+
+
+def _is_web_url(value: str) -> bool:
+    from .urls import InvalidURL, parse
+
+    try:
+        return parse(value).protocol in ("http:", "https:")
+    except InvalidURL:
+        return False
 
 
 def _open_store(path: str) -> Store:
@@ -386,8 +401,15 @@ def _network_flags(
     concurrency: int | None,
     allow_private: bool | None,
 ) -> dict[str, Any]:
-    if cacert and not Path(cacert).is_file():
-        raise fail(f"--cacert: no such file: {cacert}")
+    if cacert:
+        if not Path(cacert).is_file():
+            raise fail(f"--cacert: no such file: {cacert}")
+        try:
+            ssl.create_default_context().load_verify_locations(cafile=cacert)
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            raise fail(f"--cacert: {cacert} is not a usable PEM CA bundle ({exc})") from exc
+    if user_agent is not None and (not user_agent.strip() or any(c in user_agent for c in "\r\n")):
+        raise fail("--user-agent must be one non-empty line")
     return {
         "connect_to": connect_to or None,
         "cacert": cacert,
@@ -621,7 +643,10 @@ def report(
     settings = _settings(config, db=db, out=out_dir, wayback_url=wayback_url)
     chosen = _formats(formats, settings)
     store = _open_store(settings.db)
-    written = write_reports(store, Path(settings.out), chosen, wayback_url=settings.wayback_url)
+    try:
+        written = write_reports(store, Path(settings.out), chosen, wayback_url=settings.wayback_url)
+    except OSError as exc:
+        raise fail(f"cannot write reports to {settings.out}: {exc}") from exc
     out.print(f"wrote {len(written)} files to {settings.out}/")
 
 
