@@ -59,6 +59,15 @@ def test_dead_domains_do_not_make_a_healthy_network_degraded() -> None:
     assert monitor.status is NetworkHealth.OFFLINE and monitor.unreachable == 8
 
 
+def test_a_resolver_that_denies_nearly_every_name_is_our_problem() -> None:
+    monitor = HealthMonitor("https://canary.test/")
+    for i in range(10):
+        monitor.observe(f"site{i}.test", Outcome.DNS_ERROR, got_answer=False)
+    monitor.observe("up.test", Outcome.OK, got_answer=True)
+    assert monitor.unreachable == 10  # DNS failures count: the run is not healthy
+    assert monitor.status is not NetworkHealth.OK
+
+
 def test_losing_the_network_mid_run_stops_probing(tmp_path: Path) -> None:
     """Ten hosts answer, then the wire goes dead (canary too): the run stops instead of
     timing out on every remaining URL, and counts as degraded (not judged on connection failures)."""

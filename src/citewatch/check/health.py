@@ -27,6 +27,8 @@ OFFLINE_SHARE = 0.8
 DEGRADED_SHARE = 0.5
 #: After this many connection-level failures in a row, the canary is asked again.
 SUSPICION_STREAK = 20
+#: Unresolvable names, outnumbering the hosts that answered, that make the resolver suspect.
+MIN_SUSPECT_NAMES = 5
 
 
 def assess(canary_ok: bool, answered: int, unreachable: int) -> NetworkHealth:
@@ -73,8 +75,14 @@ class HealthMonitor:
 
     @property
     def unreachable(self) -> int:
-        """Hosts that failed at connection level (DNS failures only while the canary is down)."""
-        return len(self._failed) + (0 if self.canary_ok else len(self._unresolved))
+        """Hosts that failed at connection level. Names that do not resolve count only while the
+        canary is down, or when they are over 80 % of the hosts seen (a broken or filtering
+        resolver says "no such name" for nearly everything; an old corpus with many expired
+        domains stays below that): then a DNS failure is no evidence that a site is gone."""
+        unresolved = len(self._unresolved)
+        resolver_suspect = unresolved >= MIN_SUSPECT_NAMES and unresolved > 4 * len(self._answered)
+        counted = not self.canary_ok or resolver_suspect
+        return len(self._failed) + (len(self._unresolved) if counted else 0)
 
     @property
     def status(self) -> NetworkHealth:
