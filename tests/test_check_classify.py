@@ -297,6 +297,21 @@ def test_soft_404_host_probe_with_mock() -> None:
     assert off.outcome is Outcome.OK
 
 
+def test_javascript_app_shells_are_cannot_tell_not_soft_404() -> None:
+    shell = (
+        b"<!doctype html><html><head><title>Example News</title>"
+        b"<script type=module src=/assets/app.js></script></head>"
+        b'<body><div id="root"></div><noscript>You need to enable JavaScript.</noscript></body></html>'
+    )
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=shell, headers={"content-type": "text/html"})
+
+    result = run_probe(handler, "https://spa.test/articles/2019/real-story")
+    assert result.outcome is Outcome.BLOCKED  # "cannot tell": never evidence of death
+    assert "JavaScript app" in (result.error or "")
+
+
 def test_transient_statuses_are_retried_and_others_not() -> None:
     calls: dict[str, int] = {}
 

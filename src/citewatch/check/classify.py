@@ -244,6 +244,29 @@ def soft_404_reason(page: Page) -> str | None:
     return None
 
 
+#: Visible text below this, on a page the host also serves for random paths, is an app shell.
+APP_SHELL_TEXT_CHARS = 200
+
+
+_APP_ROOT = re.compile(
+    r"""<(?:div|main|app-root)[^>]*\b(?:id=["']?(?:root|app|__next|__nuxt|svelte|main-app)\b"""
+    r"""|ng-version|data-reactroot|ng-app)|<script[^>]+type=["']?module|<noscript>[^<]*javascript""",
+    re.IGNORECASE,
+)
+
+
+def is_app_shell(page: Page, head: str) -> bool:
+    """A near-empty page with an app mount point or module script and no "not found" wording:
+    what single-page apps serve for every path before their script runs. Matching the host's
+    random-path page then proves nothing. (``head``: the start of the decoded HTML.)"""
+    if page.redirected or title_says_not_found(page.title):
+        return False
+    if page.text and says_not_found(page.text):
+        return False
+    short = page.text_length is not None and page.text_length < APP_SHELL_TEXT_CHARS
+    return short and _APP_ROOT.search(head) is not None
+
+
 @dataclass(frozen=True, slots=True)
 class HostPrint:
     """How a host answers a random path that cannot exist (its "not found" page, when it is 2xx)."""

@@ -32,6 +32,7 @@ from .classify import (
     TRANSIENT_STATUSES,
     HostPrint,
     Page,
+    is_app_shell,
     is_bot_wall,
     is_home_path,
     matches_host_print,
@@ -485,6 +486,21 @@ class Prober:
             reason = soft_404_reason(page)
             if reason is None and self.settings.soft404_probe:
                 reason = await self._host_soft_404(page, exchange.parsed if not hops else None)
+                if reason is not None and is_app_shell(page, text.head):
+                    # A JavaScript app answers every path with the same shell: the cited page and
+                    # a path that cannot exist look alike without running the script. Can't tell.
+                    return Attempt(
+                        replace(
+                            result,
+                            outcome=Outcome.BLOCKED,
+                            error="cannot tell: the site is a JavaScript app that serves the same "
+                            "page for every path (a missing page looks like a live one)",
+                        ),
+                        transient=False,
+                        retry_after=None,
+                        rate_limited=False,
+                        host=host,
+                    )
             if reason is not None:
                 result = replace(result, outcome=Outcome.SOFT_404, error=f"soft 404: {reason}")
             elif permanent:
