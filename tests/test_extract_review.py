@@ -217,3 +217,34 @@ def test_a_huge_code_block_is_still_code(tmp_path):
     profile = _read(tmp_path, "code.md", text)
     assert [c.url for c in profile.citations] == ["https://a.example/"]
     assert profile.findings == []
+
+
+def test_title_and_style_inside_svg_hold_markup_not_raw_text(tmp_path):
+    text = "<p><svg><title><a href=/in-svg>t</a></title></svg><title>x</title><a href=/z>z</a>\n"
+    profile = _read(tmp_path, "svg.html", text)
+    assert [(c.url, c.column) for c in profile.citations] == [
+        ("https://site.example/in-svg", text.index("/in-svg") + 1),
+        ("https://site.example/z", text.index("/z") + 1),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("<a href=<pre>x</a>\n", "<pre"),  # an unquoted value runs to whitespace or '>'
+        ("<a href=a\"b'c=d>x</a>\n", "a\"b'c=d"),
+        ('<a class=x href="/q"title=t>x</a>\n', "/q"),
+    ],
+)
+def test_html_attribute_syntax_follows_the_html_tokenizer(tmp_path, text, value):
+    profile = _read(tmp_path, "attrs.html", text)
+    assert [(c.raw, c.column) for c in profile.citations] == [(value, text.index(value) + 1)]
+
+
+def test_html_links_the_parser_reorders_keep_their_own_positions(tmp_path):
+    """``<a href=x><header><a href=y><a href=x>``: error recovery builds the DOM out of source order."""
+    text = "<a href=/x><header><a href='/y?a=1&amp;b=2'><a href=/x>\n"
+    profile = _read(tmp_path, "reorder.html", text)
+    positions = {(c.raw, c.column) for c in profile.citations}
+    assert positions == {("/x", 9), ("/y?a=1&amp;b=2", 29), ("/x", 53)}
+    _points_at_raw(profile, text)

@@ -86,7 +86,15 @@ _SCAN = re.compile(
     r"|</(?P<end>[A-Za-z][^\s/>]*)[^>]*(?:>|\Z)",
     re.DOTALL | re.IGNORECASE,
 )
-_ATTR = re.compile(r"([^\s\"'<>/=]+)(?:\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s\"'=<>`]+))?")
+# A start tag alone: <title>/<style>/<script> inside <svg> or <math> hold markup, not raw text.
+_START_TAG = re.compile(
+    r"<(?P<name>[A-Za-z][^\s/>]*)(?P<attrs>(?:[^>\"']|\"[^\"]*(?:\"|\Z)|'[^']*(?:'|\Z))*)(?:>|\Z)",
+    re.DOTALL,
+)
+_FOREIGN = frozenset({"svg", "math"})
+# HTML's attribute syntax: a name runs to whitespace, '/', '>' or '=' (its first character may be
+# '='); an unquoted value runs to whitespace or '>' (quotes, '<', '=' and '`' included).
+_ATTR = re.compile(r"([^\s/>][^\s/>=]*)(?:\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s>]+))?")
 
 
 @dataclass(slots=True)
@@ -100,6 +108,8 @@ class _SourceTag:
     """Inside pre/code/template/noscript as far as counting tags can tell."""
     nav: bool = False
     """Inside nav/header/footer/aside as far as counting tags can tell."""
+    used: bool = False
+    """Already paired with a DOM element."""
 
 
 @dataclass(slots=True)
@@ -146,11 +156,18 @@ def read_html(text: str) -> Extracted:
 def _scan(text: str) -> tuple[list[_SourceTag], int]:
     """Start tags with their attribute values as written, and an estimate of the nesting depth."""
     tags: list[_SourceTag] = []
-    depth = deepest = skip = nav = 0
-    for m in _SCAN.finditer(text):
+    depth = deepest = skip = nav = foreign = 0
+    pos = 0
+    while (m := _SCAN.search(text, pos)) is not None:
+        if m.group("raw") and foreign:
+            m = _START_TAG.match(text, m.start())  # type: ignore[assignment]
+            assert m is not None
+        pos = max(m.end(), pos + 1)
         name = m.group("name")
         if name is None:
             end = (m.group("end") or "").lower()
+            if end in _FOREIGN:
+                foreign = max(0, foreign - 1)
             if end:
                 if end not in _SELF_CLOSING:
                     depth = max(0, depth - 1)
@@ -182,6 +199,8 @@ def _scan(text: str) -> tuple[list[_SourceTag], int]:
             skip += 1
         elif name in NAV_TAGS:
             nav += 1
+        elif name in _FOREIGN and not attrs.rstrip().endswith("/"):
+            foreign += 1
         if name not in _VOID and name not in _SELF_CLOSING and not attrs.rstrip().endswith("/"):
             depth += 1
             deepest = max(deepest, depth)
@@ -288,15 +307,20 @@ def _next_tag(
     attr: str,
     value: str,
 ) -> _SourceTag | None:
+    """The next unused tag with this value; failing that, an unused one a little before (the
+    parser's error recovery can put elements in the DOM out of source order)."""
     candidates = table.get(name, [])
     start = positions.get(name, 0)
-    for k in range(start, min(len(candidates), start + 64)):
+    ahead = range(start, min(len(candidates), start + 64))
+    behind = range(max(0, start - 64), start)
+    for k in (*ahead, *behind):
         tag = candidates[k]
-        if attr not in tag.values:
+        if tag.used or attr not in tag.values:
             continue
-        raw = tag.values[attr][1]
-        if _decoded(raw) == value:
-            positions[name] = k + 1
+        if _decoded(tag.values[attr][1]) == value:
+            tag.used = True
+            if k >= start:
+                positions[name] = k + 1
             return tag
     return None
 
