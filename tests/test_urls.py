@@ -39,6 +39,10 @@ def test_host_case_default_port_and_dot_segments_are_normalised():
     assert resolve("HTTPS://Example.ORG:443/a/./b/../c", None).url == "https://example.org/a/c"
 
 
+def test_only_c0_controls_and_space_are_trimmed():
+    assert resolve("\t /a\u3000 \n", BASE).url == "https://www.washingtoninstitute.org/a%E3%80%80"
+
+
 def test_fragment_stays_on_the_citation_not_the_url():
     r = resolve("https://x.org/PolicyNote52-2.pdf#pdfjs.action=download", None)
     assert r.url == "https://x.org/PolicyNote52-2.pdf"

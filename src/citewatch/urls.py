@@ -36,6 +36,9 @@ _WAYBACK_PATH = re.compile(
 WAYBACK_HOSTS = frozenset({"web.archive.org", "wayback.archive.org", "www.web.archive.org"})
 
 
+_C0_AND_SPACE = "".join(chr(code) for code in range(0x21))
+
+
 class InvalidURL(ValueError):
     """The text cannot be parsed as a URL (alone or against its base)."""
 
@@ -115,7 +118,7 @@ def resolve(raw: str, base: str | None) -> ResolvedURL:
 
     Raises :class:`InvalidURL` when it cannot be parsed, or when it is relative and there is no base.
     """
-    text = raw.strip()
+    text = raw.strip(_C0_AND_SPACE)  # WHATWG trims only these, not every Unicode space
     lowered = text.lower()
     for prefix, reason in SKIPPED_SCHEMES.items():
         if lowered.startswith(prefix):
