@@ -328,7 +328,10 @@ def print_scan_summary(profiles: list[Profile]) -> None:
         "hosts",
         "findings",
     ):
-        table.add_column(column, justify="left" if column == "profile" else "right")
+        if column == "profile":
+            table.add_column(column, overflow="fold", min_width=24)
+        else:
+            table.add_column(column, justify="right")
     for profile in profiles:
         roles = {"source": 0, "navigation": 0, "media": 0}
         skipped = 0
