@@ -58,6 +58,8 @@ import pytest
 from citewatch.config import Settings
 from citewatch.net import ConnectTo
 
+from .background import BackgroundServer
+
 HOST = "web.archive.org"
 FIELDS = ("urlkey", "timestamp", "original", "mimetype", "statuscode", "digest", "length")
 BLOCKED_ERROR = (
@@ -189,8 +191,10 @@ def wayback_now() -> str:
     return datetime.now(UTC).strftime("%Y%m%d%H%M%S")
 
 
-class SimWayback:
+class SimWayback(BackgroundServer):
     """The server. Use as a context manager (or :meth:`start` / :meth:`stop`)."""
+
+    name = "simwayback"
 
     def __init__(
         self,
@@ -206,6 +210,7 @@ class SimWayback:
         workdir: str | Path | None = None,
         max_seconds: float = 120.0,
     ) -> None:
+        super().__init__()
         self.captures: dict[str, list[Capture]] = {k: list(v) for k, v in (captures or {}).items()}
         self.blocked = {_host_of(h) for h in blocked}
         self.limits = dict(limits or {})
@@ -215,7 +220,6 @@ class SimWayback:
         self.max_seconds = max_seconds
         self.hits: list[Hit] = []
         self.jobs: dict[str, dict[str, Any]] = {}
-        self.errors: list[str] = []
         self.ca_path: str | None = None
         self._ssl = ssl_context
         if tls and ssl_context is None:
@@ -231,49 +235,11 @@ class SimWayback:
         self.scheme = "https" if self._ssl else "http"
         self.port = 0
         self._resume: dict[str, int] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._stop: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._failure: BaseException | None = None
         self._lock = threading.Lock()
         self._job_counter = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> SimWayback:
-        self._thread = threading.Thread(target=self._run, name="simwayback", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(15):
-            raise RuntimeError("simwayback did not start")
-        if self._failure is not None:
-            raise RuntimeError("simwayback failed to start") from self._failure
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None and self._stop is not None and self._thread is not None:
-            if self._thread.is_alive():
-                self._loop.call_soon_threadsafe(self._stop.set)
-            self._thread.join(15)
-
-    def __enter__(self) -> SimWayback:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        loop.set_exception_handler(lambda _l, context: self.errors.append(context["message"]))
-        try:
-            loop.run_until_complete(self._serve())
-        except BaseException as exc:  # surfaced by start()
-            self._failure = exc
-            self._ready.set()
-        finally:
-            loop.close()
-
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
         extra: dict[str, Any] = {"ssl": self._ssl, "ssl_handshake_timeout": 5} if self._ssl else {}

@@ -58,13 +58,17 @@ import socket
 import ssl
 import struct
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import trustme
+
+try:
+    from .background import BackgroundServer
+except ImportError:  # run as a script: python tests/support/simweb.py
+    from background import BackgroundServer  # type: ignore[no-redef]
 
 REASONS = {
     200: "OK",
@@ -191,8 +195,10 @@ def gzip_bomb() -> bytes:
     return _BOMB
 
 
-class SimWeb:
+class SimWeb(BackgroundServer):
     """The server. Use as a context manager (or :meth:`start` / :meth:`stop`)."""
+
+    name = "simweb"
 
     def __init__(
         self,
@@ -205,6 +211,7 @@ class SimWeb:
         http_port: int = 0,
         https_port: int = 0,
     ) -> None:
+        super().__init__()
         if not bind.startswith("127."):
             raise ValueError("simweb binds loopback addresses only")
         self.hosts = hosts or {}
@@ -223,51 +230,14 @@ class SimWeb:
         self.in_flight: collections.Counter[str] = collections.Counter()
         self.max_in_flight: collections.Counter[str] = collections.Counter()
         self.seen: collections.Counter[tuple[str, str]] = collections.Counter()
-        self.errors: list[str] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._stop: asyncio.Event | None = None
         self._handlers: set[asyncio.Task[None]] = set()
         self._closed_socket: socket.socket | None = None
-        self._failure: BaseException | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> SimWeb:
-        self._thread = threading.Thread(target=self._run, name="simweb", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(15):
-            raise RuntimeError("simweb did not start")
-        if self._failure is not None:
-            raise RuntimeError("simweb failed to start") from self._failure
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None and self._stop is not None and self._thread is not None:
-            if self._thread.is_alive():
-                self._loop.call_soon_threadsafe(self._stop.set)
-            self._thread.join(15)
+    def _after_stop(self) -> None:
         if self._closed_socket is not None:
             self._closed_socket.close()
             self._closed_socket = None
-
-    def __enter__(self) -> SimWeb:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        loop.set_exception_handler(lambda _loop, context: self.errors.append(context["message"]))
-        try:
-            loop.run_until_complete(self._serve())
-        except BaseException as exc:  # surfaced by start()
-            self._failure = exc
-            self._ready.set()
-        finally:
-            loop.close()
 
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
