@@ -423,6 +423,31 @@ def _network_flags(
     }
 
 
+def _check_flags(
+    per_host: int | None,
+    host_interval: str | None,
+    canary: str | None,
+    head: bool | None,
+    one_shot: bool | None,
+    check_all: bool | None,
+    max_age: str | None,
+    confirm_failures: int | None,
+    confirm_span: str | None,
+) -> dict[str, Any]:
+    """The check policy flags as settings keys (shared by `check` and `audit`)."""
+    return {
+        "per_host": per_host,
+        "host_interval": host_interval,
+        "canary": canary,
+        "head_first": head,
+        "one_shot": one_shot,
+        "check_all": check_all,
+        "max_age": max_age,
+        "confirm_failures": confirm_failures,
+        "confirm_span": confirm_span,
+    }
+
+
 def do_check(store: Store, run_id: int, settings: Settings, reporter: Reporter) -> Any:
     from .check.runner import run_check
 
@@ -518,15 +543,17 @@ def check(
         config,
         db=db,
         wayback_url=wayback_url,
-        per_host=per_host,
-        host_interval=host_interval,
-        canary=canary,
-        head_first=head,
-        one_shot=one_shot,
-        check_all=check_all,
-        max_age=max_age,
-        confirm_failures=confirm_failures,
-        confirm_span=confirm_span,
+        **_check_flags(
+            per_host,
+            host_interval,
+            canary,
+            head,
+            one_shot,
+            check_all,
+            max_age,
+            confirm_failures,
+            confirm_span,
+        ),
         **_network_flags(connect_to, cacert, timeout, user_agent, concurrency, allow_private),
     )
     store = _open_store(settings.db)
@@ -695,15 +722,17 @@ def audit(
         base_url=base_url,
         out=out_dir,
         wayback_url=wayback_url,
-        per_host=per_host,
-        host_interval=host_interval,
-        canary=canary,
-        head_first=head,
-        one_shot=one_shot,
-        check_all=check_all,
-        max_age=max_age,
-        confirm_failures=confirm_failures,
-        confirm_span=confirm_span,
+        **_check_flags(
+            per_host,
+            host_interval,
+            canary,
+            head,
+            one_shot,
+            check_all,
+            max_age,
+            confirm_failures,
+            confirm_span,
+        ),
         save=save,
         dry_run=dry_run,
         save_if_older=save_if_older,
