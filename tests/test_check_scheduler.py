@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections import Counter
 
-from citewatch.check.scheduler import Scheduler
+from citewatch.check.scheduler import DISPATCH_FACTOR, Scheduler
 
 
 def test_request_limits_per_host_and_global() -> None:
@@ -153,3 +153,81 @@ def test_idle_tasks_give_their_dispatch_place_away() -> None:
         return order
 
     assert asyncio.run(go()) == ["b1", "c1", "sleeper"]
+
+
+def test_urgent_requests_take_the_next_free_slot_first() -> None:
+    """A probe's next hop (urgent) overtakes new probes already waiting for a global slot."""
+
+    async def go() -> list[str]:
+        scheduler: Scheduler[str] = Scheduler(concurrency=1, per_host=5)
+        order: list[str] = []
+        holder_in = asyncio.Event()
+        release = asyncio.Event()
+
+        async def holder() -> None:
+            async with scheduler.request("a"):
+                holder_in.set()
+                await release.wait()
+
+        async def one(name: str, urgent: bool) -> None:
+            async with scheduler.request(f"host-{name}", urgent=urgent):
+                order.append(name)
+
+        first = asyncio.create_task(holder())
+        await holder_in.wait()
+        waiting = [
+            asyncio.create_task(one("new-1", False)),
+            asyncio.create_task(one("new-2", False)),
+            asyncio.create_task(one("hop", True)),
+        ]
+        await asyncio.sleep(0.01)  # all three are queued behind the holder
+        release.set()
+        await asyncio.gather(first, *waiting)
+        return order
+
+    assert asyncio.run(go()) == ["hop", "new-1", "new-2"]
+
+
+def test_a_cancelled_waiter_passes_its_slot_on() -> None:
+    async def go() -> list[str]:
+        scheduler: Scheduler[str] = Scheduler(concurrency=1, per_host=5)
+        order: list[str] = []
+
+        async def one(name: str, hold: float = 0.0) -> None:
+            async with scheduler.request(name):
+                order.append(name)
+                await asyncio.sleep(hold)
+
+        first = asyncio.create_task(one("first", hold=0.02))
+        await asyncio.sleep(0)
+        doomed = asyncio.create_task(one("doomed"))
+        last = asyncio.create_task(one("last"))
+        await asyncio.sleep(0.005)
+        doomed.cancel()
+        await asyncio.gather(first, last)
+        assert doomed.cancelled()
+        return order
+
+    assert asyncio.run(go()) == ["first", "last"]
+
+
+def test_dispatch_runs_more_tasks_than_request_slots() -> None:
+    """Tasks outside a request (classifying, recording) must not keep request slots idle."""
+
+    async def go() -> int:
+        scheduler: Scheduler[int] = Scheduler(concurrency=4, per_host=100)
+        running = peak = 0
+
+        async def work(item: int) -> None:
+            nonlocal running, peak
+            running += 1
+            peak = max(peak, running)
+            async with scheduler.request("h"):
+                await asyncio.sleep(0.005)
+            await asyncio.sleep(0.01)  # post-processing, slot already free
+            running -= 1
+
+        await scheduler.run((("h", i) for i in range(40)), work)
+        return peak
+
+    assert asyncio.run(go()) == 4 * DISPATCH_FACTOR

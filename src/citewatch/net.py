@@ -27,6 +27,7 @@ import httpx
 
 from . import __version__
 from .httppool import LeanBackend, LinearConnectionPool, avoid_sniffio_search
+from .wire import WirePool, WireTimeouts
 
 DEFAULT_USER_AGENT = (
     f"citewatch/{__version__} (+https://github.com/citewatch/citewatch; archival citation checker)"
@@ -159,23 +160,11 @@ class RoutingBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        routed = self.settings.route(host, port)
-        if routed is not None:
-            # The operator chose this target explicitly: no DNS, no guard.
-            target_host, target_port = routed
-            return await self.inner.connect_tcp(
-                target_host, target_port, timeout, local_address, socket_options
-            )
-        addresses = await self._resolve(host, port)
-        if not self.settings.allow_private:
-            for address in addresses:
-                if not is_public_address(address):
-                    raise PrivateAddressError(host, address)
         last_error: Exception | None = None
-        for address in addresses:
+        for address, target_port in await self.targets(host, port):
             try:
                 return await self.inner.connect_tcp(
-                    address, port, timeout, local_address, socket_options
+                    address, target_port, timeout, local_address, socket_options
                 )
             except httpcore.ConnectError as exc:  # try the next address
                 last_error = exc
@@ -183,6 +172,23 @@ class RoutingBackend(httpcore.AsyncNetworkBackend):
                 last_error = exc
         assert last_error is not None
         raise last_error
+
+    async def targets(self, host: str, port: int) -> list[tuple[str, int]]:
+        """Where a connection to (host, port) goes, in the order to try.
+
+        A ``--connect-to`` target is the operator's explicit choice: no DNS, no guard. Any other
+        host is resolved, and refused (:class:`PrivateAddressError`) if any of its addresses is
+        not public, unless ``allow_private``.
+        """
+        routed = self.settings.route(host, port)
+        if routed is not None:
+            return [routed]
+        addresses = await self._resolve(host, port)
+        if not self.settings.allow_private:
+            for address in addresses:
+                if not is_public_address(address):
+                    raise PrivateAddressError(host, address)
+        return [(address, port) for address in addresses]
 
     async def _resolve(self, host: str, port: int) -> list[str]:
         bare = host.strip("[]")
@@ -227,28 +233,65 @@ def ssl_context(settings: NetSettings) -> ssl.SSLContext:
     return context
 
 
-def make_transport(
-    settings: NetSettings, max_connections: int | None = None
-) -> httpx.AsyncHTTPTransport:
-    """An httpx transport whose pool connects through :class:`RoutingBackend`."""
+class CitewatchTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport over our httpcore pool, plus the probes' lean HTTP/1.1 pool.
+
+    ``wire`` (a :class:`citewatch.wire.WirePool`, None when HTTP/2 is on) connects through the same
+    :class:`RoutingBackend` rules and TLS context as the httpcore pool; the prober sends its GET and
+    HEAD requests there (see :mod:`citewatch.check.direct`), everything else goes through httpx.
+    Closing the transport closes both.
+    """
+
+    wire: WirePool | None = None
+
+    async def aclose(self) -> None:
+        if self.wire is not None:
+            await self.wire.aclose()
+        await super().aclose()
+
+
+def make_transport(settings: NetSettings, max_connections: int | None = None) -> CitewatchTransport:
+    """An httpx transport whose pools connect through :class:`RoutingBackend`."""
     limit = max_connections or max(settings.concurrency, 1)
     avoid_sniffio_search()
-    transport = httpx.AsyncHTTPTransport(http2=settings.http2)
+    # httpx would load the CA bundle for the pool replaced below: hand it an empty context.
+    transport = CitewatchTransport(
+        http2=settings.http2, verify=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    )
+    # One TLS context for both pools, made on the first https connection (loading the CA bundle
+    # takes a tenth of a second, wasted on a run that only sees plain-HTTP hosts); one with
+    # --cacert at once, so that a bad bundle still fails here, before any probe.
+    contexts: list[ssl.SSLContext] = [ssl_context(settings)] if settings.cacert else []
+
+    def shared_context() -> ssl.SSLContext:
+        if not contexts:
+            contexts.append(ssl_context(settings))
+        return contexts[0]
+
+    router = RoutingBackend(settings)
     # httpx does not expose httpcore's network_backend; replace the pool with one that has ours
     # (and a linear-time assignment step: see httppool).
-    # The default context is made on the first https connection (see ssl_factory); one with
-    # --cacert at once, so that a bad bundle still fails here, before any probe.
     pool = LinearConnectionPool(
-        ssl_context=ssl_context(settings) if settings.cacert else None,
+        ssl_context=contexts[0] if contexts else None,
         max_connections=limit,
         max_keepalive_connections=limit,
         keepalive_expiry=5.0,
         http1=True,
         http2=settings.http2,
-        network_backend=RoutingBackend(settings),
+        network_backend=router,
     )
-    pool.ssl_factory = lambda: ssl_context(settings)
+    pool.ssl_factory = shared_context
     transport._pool = pool
+    if not settings.http2:
+        connect = (
+            settings.connect_timeout if settings.connect_timeout is not None else settings.timeout
+        )
+        transport.wire = WirePool(
+            router.targets,
+            shared_context,
+            WireTimeouts(connect=connect, read=settings.timeout, write=settings.timeout),
+            max_idle=limit,
+        )
     return transport
 
 

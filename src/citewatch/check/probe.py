@@ -25,6 +25,7 @@ from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
 from ..config import Settings
 from ..models import Outcome, ProbeResult
+from ..wire import HeadersTooLarge
 from .classify import (
     PERMANENT_REDIRECTS,
     REDIRECT_STATUSES,
@@ -62,10 +63,6 @@ def iso(moment: datetime) -> str:
 def sha1_base32(data: bytes) -> str:
     """SHA-1 in base32, the way Wayback CDX digests are written."""
     return base64.b32encode(hashlib.sha1(data).digest()).decode("ascii")
-
-
-class HeadersTooLarge(Exception):
-    """The response headers exceed ``max_header_bytes``."""
 
 
 async def read_capped(response: httpx.Response, cap: int) -> tuple[bytes, bool]:
@@ -242,7 +239,9 @@ class Prober:
         self.total_timeout = max(settings.net.timeout * 2, 1.0)
         self._prints: dict[str, asyncio.Future[HostPrint | None]] = {}
         #: The client's pool, driven directly when the client is a plain one (see .direct).
-        self._direct = DirectSender.for_client(client, REQUEST_HEADERS)
+        self._direct = DirectSender.for_client(
+            client, REQUEST_HEADERS, head_limit=settings.max_header_bytes
+        )
 
     # -- public ---------------------------------------------------------------------------
     async def probe(self, url: str) -> ProbeResult:
@@ -310,9 +309,10 @@ class Prober:
         current = parsed or httpx.URL(url)
         hops: list[tuple[int, str]] = []
         visited = {str(current)}
+        urgent = host_probe  # another probe waits for the host probe's answer
         while True:
             try:
-                exchange = await self._exchange(method, current)
+                exchange = await self._exchange(method, current, urgent=urgent)
             except asyncio.CancelledError:
                 raise
             except HeadersTooLarge as exc:
@@ -320,6 +320,7 @@ class Prober:
             except Exception as exc:
                 outcome, error = outcome_for_exception(exc)
                 return self._failed(url, method, current, hops, outcome, error)
+            urgent = True  # any further request continues this probe
             location = exchange.headers.get("location")
             if exchange.status in REDIRECT_STATUSES and location:
                 try:
@@ -396,30 +397,42 @@ class Prober:
         )
         return Attempt(result, transient=outcome in TRANSIENT_OUTCOMES, host=current.host)
 
-    async def _exchange(self, method: str, url: httpx.URL) -> Exchange:
+    async def _exchange(self, method: str, url: httpx.URL, *, urgent: bool = False) -> Exchange:
+        async with (
+            self.scheduler.request(url.host, urgent=urgent),
+            asyncio.timeout(self.total_timeout),
+        ):
+            exchange = await self._send(method, url)
+        # Completions come in bursts. Step aside twice so that the requests waiting for the
+        # slots this burst freed are all sent before any of the burst is classified; otherwise
+        # each freed slot idles behind the classification of every answer queued before it.
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return exchange
+
+    async def _send(self, method: str, url: httpx.URL) -> Exchange:
         direct = self._direct
-        async with self.scheduler.request(url.host), asyncio.timeout(self.total_timeout):
-            if direct is not None and direct.usable(url):
-                raw = await direct.open(method, url)
-                try:
-                    self._check_headers(raw.headers)
-                    if method == "HEAD":
-                        body, complete = b"", True
-                    else:
-                        body, complete = await _read_direct(raw, self._cap(raw.status))
-                finally:
-                    await raw.aclose()
-                return Exchange(str(url), method, raw.status, raw.headers, body, complete, url)
-            request = self.client.build_request(method, url, headers=REQUEST_HEADERS)
-            response = await self.client.send(request, stream=True)
+        if direct is not None and direct.usable(url):
+            raw = await direct.open(method, url)
             try:
-                self._check_headers(response.headers)
+                self._check_headers(raw.headers)
                 if method == "HEAD":
                     body, complete = b"", True
                 else:
-                    body, complete = await read_capped(response, self._cap(response.status_code))
+                    body, complete = await _read_direct(raw, self._cap(raw.status))
             finally:
-                await response.aclose()
+                await raw.aclose()
+            return Exchange(str(url), method, raw.status, raw.headers, body, complete, url)
+        request = self.client.build_request(method, url, headers=REQUEST_HEADERS)
+        response = await self.client.send(request, stream=True)
+        try:
+            self._check_headers(response.headers)
+            if method == "HEAD":
+                body, complete = b"", True
+            else:
+                body, complete = await read_capped(response, self._cap(response.status_code))
+        finally:
+            await response.aclose()
         return Exchange(
             str(url), method, response.status_code, response.headers, body, complete, url
         )

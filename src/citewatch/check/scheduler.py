@@ -11,7 +11,10 @@ retries):
 * :meth:`Scheduler.run` dispatches work items round-robin over hosts, starting a task for a host
   only while it has fewer than ``per_host`` tasks, so the task pool never fills up with work queued
   behind one slow host: a slow host slows only itself. Tasks asleep in a retry backoff
-  (:meth:`idle`) give their dispatch place to others.
+  (:meth:`idle`) give their dispatch place to others. Up to ``DISPATCH_FACTOR × concurrency``
+  tasks run at once: a task spends part of its life outside any request (reading the page,
+  classifying, recording), and a request slot freed meanwhile goes at once to a task already
+  waiting for one instead of idling until the first task ends.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
+#: Tasks dispatched per global request slot (see the module docstring).
+DISPATCH_FACTOR = 2
+
 
 @dataclass(slots=True)
 class HostStats:
@@ -35,6 +41,41 @@ class HostStats:
     in_flight: int = 0
     max_in_flight: int = 0
     paused_for: float = 0.0
+
+
+class _Slots:
+    """A counting semaphore that serves urgent waiters first, then the others in arrival order."""
+
+    def __init__(self, count: int) -> None:
+        self._free = count
+        self._urgent: deque[asyncio.Future[None]] = deque()
+        self._normal: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self, urgent: bool = False) -> None:
+        if self._free > 0 and not self._urgent and not self._normal:
+            self._free -= 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue = self._urgent if urgent else self._normal
+        queue.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # the slot was handed over just as we were cancelled: pass it on
+            else:
+                queue.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        """Hand the slot to the next waiter (urgent ones first), or put it back."""
+        for queue in (self._urgent, self._normal):
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)
+                    return
+        self._free += 1
 
 
 @dataclass(slots=True)
@@ -56,10 +97,11 @@ class Scheduler(Generic[T]):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.concurrency = max(1, concurrency)
+        self.dispatch_width = self.concurrency * DISPATCH_FACTOR
         self.per_host = max(1, per_host)
         self.interval = max(0.0, interval)
         self.clock = clock
-        self._global = asyncio.Semaphore(self.concurrency)
+        self._global = _Slots(self.concurrency)
         self._hosts: dict[str, _Host] = {}
         self._wake = asyncio.Event()
         self._active = 0
@@ -73,8 +115,13 @@ class Scheduler(Generic[T]):
         return state
 
     @asynccontextmanager
-    async def request(self, host: str) -> AsyncIterator[None]:
-        """Hold one request slot for ``host`` (waits for pauses and spacing first)."""
+    async def request(self, host: str, *, urgent: bool = False) -> AsyncIterator[None]:
+        """Hold one request slot for ``host`` (waits for pauses and spacing first).
+
+        ``urgent`` requests (the next hop of a probe already under way) get the next free global
+        slot before new probes: a redirect chain is not sent to the back of the queue at each
+        hop, so it ends as soon as its hops allow, not one queue length later per hop.
+        """
         state = self._host(host)
         async with state.semaphore:
             while True:  # a pause may be extended while we sleep
@@ -89,14 +136,15 @@ class Scheduler(Generic[T]):
                 state.next_start = start + self.interval
                 if start > now:
                     await asyncio.sleep(start - now)
-            async with self._global:
-                state.stats.requests += 1
-                state.stats.in_flight += 1
-                state.stats.max_in_flight = max(state.stats.max_in_flight, state.stats.in_flight)
-                try:
-                    yield
-                finally:
-                    state.stats.in_flight -= 1
+            await self._global.acquire(urgent)
+            state.stats.requests += 1
+            state.stats.in_flight += 1
+            state.stats.max_in_flight = max(state.stats.max_in_flight, state.stats.in_flight)
+            try:
+                yield
+            finally:
+                state.stats.in_flight -= 1
+                self._global.release()
 
     def pause(self, host: str, seconds: float) -> None:
         """Send nothing to ``host`` for ``seconds`` (e.g. it answered 429 with Retry-After)."""
@@ -173,7 +221,7 @@ class Scheduler(Generic[T]):
 
         try:
             while True:
-                while ready and self._active < self.concurrency and not self._stopped:
+                while ready and self._active < self.dispatch_width and not self._stopped:
                     host = ready.popleft()
                     in_ready.discard(host)
                     queue = queues[host]
