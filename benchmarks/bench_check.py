@@ -9,6 +9,11 @@ round-robin over H loopback hosts (127.0.0.2…), 50 ms per request, 100 global 
 If ``../shared/bench`` is missing, the project's own simweb (tests/support/simweb.py, the same
 path language) stands in, reached through a ``--connect-to`` rule, and the peer table is omitted.
 
+When lychee is installed (``$LYCHEE``, ``lychee`` on PATH, or ``/tmp/peers/venv/bin/lychee`` from
+``../shared/bench/install_peers.sh``) and the shared corpus is in use, lychee runs in the same
+session, interleaved with citewatch rep by rep, with run_peers.sh's PROFILE=equal flags, so the
+comparison is made under the same load; ``--no-lychee`` skips it.
+
 Each repetition: a fresh SQLite file is seeded with the corpus (the scan step, not timed), then a
 child process runs the check (imports, DB, probing, verdicts) and is measured like the peers are
 under ``/usr/bin/time``: wall, peak RSS, CPU. The check's own wall time (run_check alone) is
@@ -24,6 +29,7 @@ import json
 import os
 import random
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -159,6 +165,49 @@ def measure(db: str, options: dict[str, object]) -> dict[str, object]:
     return data
 
 
+def find_lychee() -> str | None:
+    """The lychee binary: $LYCHEE, then PATH, then where install_peers.sh puts it."""
+    for candidate in (
+        os.environ.get("LYCHEE"),
+        shutil.which("lychee"),
+        "/tmp/peers/venv/bin/lychee",
+    ):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def run_lychee(lychee: str, corpus_md: Path, report: Path, concurrency: int, per_host: int) -> dict:
+    """One lychee run with run_peers.sh's PROFILE=equal flags, measured like the citewatch worker."""
+    cmd = [lychee, "--no-progress", "--format", "json", "-o", str(report), "--max-concurrency",
+           str(concurrency), "--host-concurrency", str(per_host), "--host-request-interval", "0ms",
+           "--max-retries", "0", corpus_md.name]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    began = time.perf_counter()
+    child = subprocess.Popen(
+        cmd, cwd=corpus_md.parent, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    assert child.stderr is not None
+    err = child.stderr.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - began
+    if not report.is_file():
+        raise SystemExit(
+            f"lychee wrote no report (status {status}):\n{err.decode(errors='replace')}"
+        )
+    data = json.loads(report.read_text())
+    broken = {item["url"] for key in ("error_map", "fail_map") for items in
+              (data.get(key) or {}).values() for item in items}  # fmt: skip
+    return {"wall_s": wall, "rss_mb": usage.ru_maxrss / 1024,
+            "cpu_s": usage.ru_utime + usage.ru_stime, "total": data.get("total", 0),
+            "broken": broken}  # fmt: skip
+
+
+def lychee_version(lychee: str) -> str:
+    out = subprocess.run([lychee, "--version"], capture_output=True, text=True).stdout.split()
+    return out[1] if len(out) > 1 else "?"
+
+
 def emulator_requests(port: int) -> int | None:
     """Requests served since the last call (the shared simweb's /__reset answers the counts)."""
     import urllib.request
@@ -222,6 +271,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--per-host", type=int, default=10)
     parser.add_argument("--mix", default="ok=80,dead=10,redirect=5,head405=5")
+    parser.add_argument("--no-lychee", action="store_true", help="do not run lychee alongside")
     parser.add_argument("--worker", nargs=2, metavar=("DB", "OPTIONS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -230,6 +280,8 @@ def main() -> None:
 
     port = free_port()
     emulator, port = start_emulator(args.hosts, args.latency_ms, port)
+    lychee = None if args.no_lychee or not SHARED.is_dir() else find_lychee()
+    lychee_runs: list[dict] = []
     try:
         with tempfile.TemporaryDirectory(prefix="bench-check-") as tmp:
             if SHARED.is_dir():
@@ -263,6 +315,15 @@ def main() -> None:
                     f" wrong outcomes {result['wrong_outcomes']}",
                     file=sys.stderr,
                 )
+                if lychee:
+                    corpus_md = Path(tmp) / "corpus" / "corpus.md"
+                    peer = run_lychee(lychee, corpus_md, Path(tmp) / f"lychee{rep}.json",
+                                      args.concurrency, args.per_host)  # fmt: skip
+                    peer["requests"] = emulator_requests(port)
+                    lychee_runs.append(peer)
+                    print(f"rep {rep + 1}: lychee wall {peer['wall_s']:.2f} s,"
+                          f" RSS {peer['rss_mb']:.0f} MB, CPU {peer['cpu_s']:.2f} s",
+                          file=sys.stderr)  # fmt: skip
     finally:
         emulator.terminate()
         emulator.wait(10)
@@ -293,9 +354,30 @@ def main() -> None:
         f"| citewatch (run_check only) | {__version__} | {last['checked']} | {check_s:.2f} |"
         f" {args.links / check_s:.0f} | | | | | | |"
     )
+    if lychee_runs:
+        expected_broken = {url for url, kind in corpus if EXPECT[kind] == "broken"}
+        transient = {url for url, kind in corpus if EXPECT[kind] == "transient"}
+        wall_l = statistics.median(run["wall_s"] for run in lychee_runs)
+        broken = lychee_runs[-1]["broken"]
+        print(
+            f"| lychee (same session) | {lychee_version(lychee)} | {lychee_runs[-1]['total']} |"
+            f" {wall_l:.2f} | {args.links / wall_l:.0f} |"
+            f" {statistics.median(run['rss_mb'] for run in lychee_runs):.0f} |"
+            f" {statistics.median(run['cpu_s'] for run in lychee_runs):.1f} |"
+            f" {len(broken & expected_broken)} / {len(expected_broken)} |"
+            f" {len(broken - expected_broken - transient)} | {len(expected_broken - broken)} |"
+            f" {lychee_runs[-1]['requests'] or '?'} |"
+        )
+        print(f"\ncitewatch / lychee wall time: {wall / wall_l:.2f}"
+              f" ({'citewatch faster or equal' if wall <= wall_l else 'lychee faster'})")  # fmt: skip
+    elif not args.no_lychee:
+        print("\nlychee not run: " + ("../shared/bench not found" if not SHARED.is_dir() else
+              "not installed (../shared/bench/install_peers.sh, or set $LYCHEE)"))  # fmt: skip
     rows = peer_rows()
     if rows:
-        print("\npeers (shared/bench/README.md, PROFILE=equal, measured earlier on this machine):")
+        print(
+            "\npeers (shared/bench/README.md, PROFILE=equal, measured earlier, not in this session):"
+        )
         print("| tool | version | URLs checked | wall s | x best | URLs/s | peak RSS MB | CPU s |"
               " dead found / expected | FP | FN | HTTP reqs |")  # fmt: skip
         print("\n".join(rows))
