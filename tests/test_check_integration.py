@@ -289,11 +289,11 @@ def test_head_first_falls_back_to_get(make_simweb: Any, store: Store) -> None:
 
 def test_network_down_judges_nothing(make_simweb: Any, store: Store, fake_dns: None) -> None:
     web = make_simweb()
-    urls = [f"http://host{i}.test/ok/{i}" for i in range(20)]
+    urls = [f"http://host{i}.test/ok/{i}" for i in range(40)]
     seed(store, urls)
     earlier = datetime.now(UTC) - timedelta(days=2)
     healthy = check(store, settings_for(web), now=lambda: earlier)
-    assert healthy.network == "ok" and healthy.summary["alive"] == 20
+    assert healthy.network == "ok" and healthy.summary["alive"] == 40
     verdict_rows = store.query("SELECT count(*) AS n FROM verdicts")[0]["n"]
     down = settings_for(web)
     closed = web.closed_port
@@ -304,18 +304,35 @@ def test_network_down_judges_nothing(make_simweb: Any, store: Store, fake_dns: N
     result = check(store, down)
     assert (result.network, result.exit_code) == ("offline", 3)
     assert result.message.startswith("network unavailable: the canary http://canary.test/")
-    assert "5 of 5 hosts unreachable" in result.message and "nothing was judged" in result.message
-    assert result.probed == 5  # fail fast: a sample of hosts, not all 20 URLs
+    # fail fast: only the probes sent out with the canary (one per global slot), not all 40
+    assert down.net.concurrency == 16 and result.probed == 16
+    assert "16 of 16 hosts unreachable" in result.message and "nothing was judged" in result.message
+    assert "stopped after probing 16 of 40 URLs" in result.message
     assert all(item["outcome"] == "connect_error" for item in result.urls)
     assert all(item["verdict"] == "alive" for item in result.urls)
     assert store.query("SELECT count(*) AS n FROM verdicts")[0]["n"] == verdict_rows
     assert {row["verdict"] for row in store.query("SELECT verdict FROM urls")} == {"alive"}
     assert store.run(result.run_id)["network"] == "offline"
     recorded = store.query("SELECT network FROM checks WHERE run_id = ?", [result.run_id])
-    assert len(recorded) == 5
+    assert len(recorded) == 16 and {row["network"] for row in recorded} == {"degraded"}
     # the offline run's evidence is not "fresh": the next healthy run probes everything again
     back = check(store, settings_for(web))
-    assert back.probed == 20 and back.network == "ok"
+    assert back.probed == 40 and back.network == "ok"
+
+
+def test_probing_does_not_wait_for_the_canary(make_simweb: Any, store: Store) -> None:
+    """The first probes go out with the canary; their results are recorded once it answers."""
+    web = make_simweb(STANDARD_HOSTS())
+    urls = [f"http://site{i}.test/ok/early" for i in range(5)]
+    seed(store, urls)
+    result = check(store, settings_for(web, canary="http://canary.test/slow/400/c"))
+    assert result.network == "ok" and result.summary["alive"] == 5
+    canary = next(r for r in web.log if r.host == "canary.test")
+    probes = [r for r in web.log if r.path == "/ok/early"]
+    assert len(probes) == 5 and canary.end is not None
+    assert all(r.end is not None and r.end < canary.end for r in probes)  # done before it answered
+    recorded = store.query("SELECT network FROM checks WHERE run_id = ?", [result.run_id])
+    assert [row["network"] for row in recorded] == ["ok"] * 5
 
 
 def test_degraded_network_does_not_count_connection_failures(

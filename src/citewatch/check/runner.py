@@ -5,8 +5,11 @@ The order matters for honesty and resumability:
 1. **Plan** — every currently cited URL once (however many profiles cite it); ignored URLs are
    listed but not probed; URLs with evidence younger than ``max_age`` are skipped unless
    ``check_all`` (so a killed run resumes where it stopped).
-2. **Canary** — if it is down, a handful of hosts are probed first; if they are unreachable too the
-   run is ``offline`` and stops there instead of hammering thousands of URLs into timeouts.
+2. **Canary** — asked while the first probes (at most ``concurrency`` of them) are already out, so
+   a healthy run does not wait a round trip to the archive before it starts. Their results are held
+   until it answers. If it is down, nothing more is started: those first probes decide whether the
+   run is ``offline`` (it stops there instead of hammering thousands of URLs into timeouts) or
+   ``degraded`` (it goes on, and connection failures do not count).
 3. **Probe** — checks are committed in small batches (:class:`CheckBatch`: every
    ``FLUSH_EVERY`` results, and at most ``FLUSH_SECONDS`` after a result came in), so a run killed
    with ``kill -9`` loses at most the last fraction of a second of probes; those URLs are simply
@@ -40,8 +43,6 @@ from .health import HealthMonitor
 from .probe import Prober, iso
 from .scheduler import Scheduler
 
-#: Hosts probed before giving up when the canary is down.
-SAMPLE_HOSTS = 5
 #: Probe results are committed together, this many at a time…
 FLUSH_EVERY = 100
 #: …and never later than this many seconds after the first of them came in.
@@ -393,12 +394,38 @@ async def _probe_all(
         settings.net.concurrency, settings.per_host, settings.host_interval
     )
     prober = Prober(client, scheduler, settings, now=clock)
-    monitor.canary_ok, monitor.canary_error = await prober.reachable(settings.canary_url)
-    provisional = NetworkHealth.OK if monitor.canary_ok else NetworkHealth.DEGRADED
-    store.update_run(run_id, network=str(provisional))
     probed = 0
     rechecking: asyncio.Task[None] | None = None
     batch = CheckBatch(store, run_id)
+    # Results that came in before the canary answered: their network health is not known yet.
+    held: list[tuple[int, ProbeResult]] | None = []
+    canary_answered = asyncio.Event()
+    budget = max(1, settings.net.concurrency)  # probes allowed out before the canary answers
+    started: set[int] = set()
+    canary_down_at_start = False
+
+    def health() -> str:
+        return str(NetworkHealth.OK if monitor.canary_ok else NetworkHealth.DEGRADED)
+
+    def release_held() -> None:
+        nonlocal held
+        waiting, held = held or [], None
+        for url_id, result in waiting:
+            batch.add(url_id, result, health())
+
+    async def ask_canary() -> None:
+        nonlocal canary_down_at_start
+        monitor.canary_ok, monitor.canary_error = await prober.reachable(settings.canary_url)
+        canary_down_at_start = not monitor.canary_ok
+        store.update_run(run_id, network=health())
+        release_held()
+        canary_answered.set()
+        if not monitor.canary_ok:
+            reporter.note(
+                f"the canary {settings.canary_url} is unreachable ({monitor.canary_error}); "
+                f"judging our network from the {len(started)} probes already out"
+            )
+            scheduler.stop()
 
     async def recheck_canary() -> None:
         ok, error = await prober.reachable(settings.canary_url)
@@ -410,36 +437,45 @@ async def _probe_all(
 
     async def work(target: Target) -> None:
         nonlocal probed, rechecking
+        if held is not None and len(started) >= budget:
+            await canary_answered.wait()
+            if not monitor.canary_ok:
+                return  # not started: it waits for the verdict on our own network
+        started.add(target.url_id)
         result = await prober.probe(target.url)
         monitor.observe(target.host, result.outcome, result.status is not None)
-        health = provisional if monitor.canary_ok else NetworkHealth.DEGRADED
-        batch.add(target.url_id, result, str(health))
+        if held is not None:
+            held.append((target.url_id, result))
+        else:
+            batch.add(target.url_id, result, health())
         items.append(_item(target, result))
         probed += 1
         reporter.advance()
-        if monitor.suspicious and monitor.canary_ok and (rechecking is None or rechecking.done()):
+        if (
+            held is None
+            and monitor.suspicious
+            and monitor.canary_ok
+            and (rechecking is None or rechecking.done())
+        ):
             rechecking = asyncio.create_task(recheck_canary())
 
+    canary = asyncio.create_task(ask_canary())
     try:
-        remaining: Iterable[Target] = targets
-        if not monitor.canary_ok:
-            sample: dict[str, Target] = {}
-            for target in targets:
-                sample.setdefault(target.host, target)
-                if len(sample) >= SAMPLE_HOSTS:
-                    break
-            reporter.note(
-                f"the canary {settings.canary_url} is unreachable ({monitor.canary_error}); "
-                f"probing {len(sample)} hosts before going on"
-            )
-            await scheduler.run(((t.host, t) for t in sample.values()), work)
+        await scheduler.run(((t.host, t) for t in targets), work)
+        await canary
+        if canary_down_at_start:
             if monitor.status is NetworkHealth.OFFLINE:
                 return probed
-            chosen = {t.url_id for t in sample.values()}
-            remaining = [t for t in targets if t.url_id not in chosen]
-        await scheduler.run(((t.host, t) for t in remaining), work)
+            remaining = [t for t in targets if t.url_id not in started]
+            scheduler.resume()
+            await scheduler.run(((t.host, t) for t in remaining), work)
         if rechecking is not None:
             await rechecking
         return probed if scheduler.stopped else None
     finally:
+        if not canary.done():
+            canary.cancel()
+        if held:  # the run broke off before the canary answered: keep them, vouching for nothing
+            monitor.canary_ok = False
+            release_held()
         batch.flush()

@@ -180,6 +180,10 @@ class Scheduler(Generic[T]):
         self._stopped = True
         self._wake.set()
 
+    def resume(self) -> None:
+        """Undo :meth:`stop` (for a further :meth:`run`)."""
+        self._stopped = False
+
     @property
     def stopped(self) -> bool:
         return self._stopped
