@@ -143,6 +143,10 @@ def worker(db: str, options: str) -> None:
         "startup_s": imported - started, "check_s": checked - imported,
         "network": result.network, "outcomes": outcomes, "summary": result.summary,
     }))  # fmt: skip
+    sys.stdout.flush()
+    import gc
+
+    gc.freeze()  # as citewatch.cli.main does before the process exits
 
 
 def measure(db: str, options: dict[str, object]) -> dict[str, object]:

@@ -216,6 +216,53 @@ async def test_a_body_left_unread_closes_its_connection(pool: WirePool) -> None:
     assert server.connections == 2
 
 
+async def test_a_chunked_body_whose_server_closes_instead_of_the_last_line_is_complete(
+    pool: WirePool,
+) -> None:
+    answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"
+    async with Scripted([(answer, CLOSE), ok(b"next")]) as server:
+        assert (await get(pool, server))[2] == b"hello"
+        assert (await get(pool, server))[2] == b"next"
+    assert server.connections == 2  # complete, but that connection was not reused
+
+
+async def test_ambiguous_framing_is_read_as_chunked_and_not_reused(pool: WirePool) -> None:
+    answer = (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"2\r\nhi\r\n0\r\n\r\n"
+    )
+    async with Scripted([answer, ok(b"next")]) as server:
+        assert (await get(pool, server))[2] == b"hi"
+        assert (await get(pool, server))[2] == b"next"
+    assert server.connections == 2
+
+
+async def test_the_socket_resumes_whenever_the_buffer_drains() -> None:
+    """However bytes leave the buffer (body chunks, head or chunk-size lines), a paused socket
+    is resumed, and a paused connection is never handed out for reuse."""
+
+    class Transport:
+        paused = False
+
+        def pause_reading(self) -> None:
+            self.paused = True
+
+        def resume_reading(self) -> None:
+            self.paused = False
+
+        def is_closing(self) -> bool:
+            return False
+
+    for consume in ("take", "drop"):
+        connection = wire._Connection(("http", "x", 80))
+        transport = Transport()
+        connection.connection_made(transport)  # type: ignore[arg-type]
+        connection.data_received(b"x" * (wire.READ_HIGH_WATER + 1))
+        assert transport.paused and not connection.usable_when_idle()
+        getattr(connection, consume)(wire.READ_HIGH_WATER)
+        assert not transport.paused and not connection.paused
+
+
 # -- broken answers ------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("answer", "message"),
@@ -225,6 +272,8 @@ async def test_a_body_left_unread_closes_its_connection(pool: WirePool) -> None:
             "Content-Length",
         ),
         (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "Content-Length"),
+        ("HTTP/1.1 200 OK\r\nContent-Length: ²\r\n\r\n".encode(), "Content-Length"),
+        (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n", "interim response 101"),
         (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", "malformed status line"),
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "bad chunk size"),
     ],
@@ -280,6 +329,12 @@ async def test_oversized_headers_are_refused(pool: WirePool) -> None:
             )
 
 
+async def test_a_host_name_tls_cannot_use_is_an_invalid_url(pool: WirePool) -> None:
+    with pytest.raises(httpx.InvalidURL) as caught:
+        await pool.request("GET", ("https", "bad..name", 443), b"/", [(b"Host", b"bad..name")])
+    assert outcome_for_exception(caught.value)[0] is Outcome.INVALID_URL
+
+
 async def test_a_refused_connection_is_a_connect_error(pool: WirePool) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -291,21 +346,36 @@ async def test_a_refused_connection_is_a_connect_error(pool: WirePool) -> None:
 
 
 # -- keep-alive housekeeping ---------------------------------------------------------------
-async def test_a_stale_idle_connection_is_replaced_transparently(
-    pool: WirePool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The server's keep-alive timeout races our reuse: the request goes again, once answered."""
-    monkeypatch.setattr(wire, "STALE_AFTER", 0.0)
-    async with Scripted([ok(b"one"), CLOSE, ok(b"two")]) as server:
+async def test_a_reused_connection_closed_before_answering_is_replaced(pool: WirePool) -> None:
+    """A server that closes after each response without saying so (or whose keep-alive timeout
+    races our reuse): the request goes again on a fresh connection, as browsers do."""
+    async with Scripted([(ok(b"one"), CLOSE), ok(b"two")]) as server:
         assert (await get(pool, server))[2] == b"one"
         assert (await get(pool, server))[2] == b"two"
     assert server.connections == 2
 
 
-async def test_a_fresh_failure_is_not_retried(pool: WirePool) -> None:
-    """Reused at once (no idle time): a failure is the server's answer, and evidence."""
-    async with Scripted([ok(b"one"), CLOSE, ok(b"two")]) as server:
+async def test_a_reset_after_a_long_idle_time_is_replaced_too(
+    pool: WirePool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(wire, "STALE_AFTER", 0.0)
+    async with Scripted([ok(b"one"), RESET, ok(b"two")]) as server:
         assert (await get(pool, server))[2] == b"one"
+        assert (await get(pool, server))[2] == b"two"
+    assert server.connections == 2
+
+
+async def test_a_reset_right_after_reuse_is_evidence_not_retried(pool: WirePool) -> None:
+    """Reused at once and reset without an answer: that is the server's doing (flaky)."""
+    async with Scripted([ok(b"one"), RESET, ok(b"two")]) as server:
+        assert (await get(pool, server))[2] == b"one"
+        with pytest.raises(httpx.ReadError):
+            await get(pool, server)
+    assert server.connections == 1
+
+
+async def test_a_fresh_connection_closed_without_answer_is_not_retried(pool: WirePool) -> None:
+    async with Scripted([CLOSE, ok()]) as server:
         with pytest.raises(httpx.RemoteProtocolError):
             await get(pool, server)
     assert server.connections == 1

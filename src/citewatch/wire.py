@@ -11,10 +11,12 @@ CPU-bound. This module sends the same requests with none of that machinery:
   close-delimited) parsed here, leniently where browsers are lenient (bare LF line ends, junk
   header lines, obs-fold), strictly where framing is at stake (conflicting lengths, bad chunk
   sizes), so that a page a browser shows is not called broken;
-* keep-alive reuse per origin (LIFO, expiry after :attr:`WirePool.keepalive_expiry`); a request
-  on a connection idle for a while that fails before any answer (the server's keep-alive timeout
-  racing our reuse) goes again on another connection (GET and HEAD are safe to repeat); a
-  response not read to its end closes its connection;
+* keep-alive reuse per origin (LIFO, expiry after :attr:`WirePool.keepalive_expiry`, oldest idle
+  connection evicted first); a request on a reused connection that the server closed before
+  answering (its keep-alive timeout racing our reuse, or a server that closes after each
+  response without saying so) goes again, once, on a fresh connection, as browsers and curl do
+  (GET and HEAD are safe to repeat) — but a *reset* of a connection reused at once is the
+  server's doing, and stays evidence; a response not read to its end closes its connection;
 * connecting goes through :meth:`citewatch.net.RoutingBackend.targets`: the same
   ``--connect-to`` rules, DNS cache and SSRF guard as every other client, so every redirect hop
   is guarded; TLS is asyncio's, with the context (system store + ``--cacert``) of the client.
@@ -31,7 +33,7 @@ import asyncio
 import re
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import httpcore
@@ -39,14 +41,18 @@ import httpx
 
 #: Buffered, not yet consumed bytes above which a connection stops reading from its socket.
 READ_HIGH_WATER = 256 * 1024
-#: A reused connection idle this long that fails before any answer is retried (see request).
+#: A reused connection idle this long that fails before any answer is retried even if the
+#: failure was a reset (a keep-alive timeout race); see WirePool.request.
 STALE_AFTER = 1.0
 #: Largest response head (status line + headers) accepted, whatever the caller's header cap.
 MAX_HEAD_BYTES = 256 * 1024
+#: Interim (1xx) responses skipped before the final one, at most.
+MAX_INTERIM = 16
 
 _END_OF_HEAD = re.compile(rb"\r?\n\r?\n")
 _STATUS_LINE = re.compile(rb"HTTP/(\d)\.(\d)[ \t]+(\d{3})(?:[ \t]+(.*))?")
 _CHUNK_SIZE = re.compile(rb"[ \t]*([0-9A-Fa-f]{1,16})[ \t]*(?:;.*)?")
+_DIGITS = re.compile(r"[0-9]{1,18}")
 _NO_BODY_STATUSES = frozenset({204, 304})
 
 
@@ -80,9 +86,11 @@ class _Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self.uses = 0
         self.reusable = True
-        """False once a response said ``Connection: close`` (or HTTP/1.0 without keep-alive)."""
+        """False once a response's framing or headers rule out another request on it."""
         self.answered = False
         """Whether any byte arrived since the current request was sent."""
+        self.body_done = False
+        """Whether the current response's body has been read to its end."""
 
     # -- asyncio.Protocol -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -127,6 +135,7 @@ class _Connection(asyncio.Protocol):
             and not transport.is_closing()
             and not self.finished
             and not self.buffer
+            and not self.paused
         )
 
     async def more(self, timeout: float | None) -> None:
@@ -146,7 +155,7 @@ class _Connection(asyncio.Protocol):
                 timer.cancel()
 
     def take(self, size: int) -> bytes:
-        """Up to ``size`` buffered bytes (resuming the socket once the buffer has drained)."""
+        """Up to ``size`` buffered bytes, removed from the buffer."""
         buffer = self.buffer
         if len(buffer) <= size:
             chunk = bytes(buffer)
@@ -154,10 +163,18 @@ class _Connection(asyncio.Protocol):
         else:
             chunk = bytes(buffer[:size])
             del buffer[:size]
-        if self.paused and len(buffer) <= READ_HIGH_WATER // 2 and self.transport is not None:
+        self._maybe_resume()
+        return chunk
+
+    def drop(self, size: int) -> None:
+        """Remove ``size`` bytes from the front of the buffer."""
+        del self.buffer[:size]
+        self._maybe_resume()
+
+    def _maybe_resume(self) -> None:
+        if self.paused and len(self.buffer) <= READ_HIGH_WATER // 2 and self.transport is not None:
             self.paused = False
             self.transport.resume_reading()
-        return chunk
 
     def broken(self, what: str) -> Exception:
         """The exception for a connection that ended while ``what`` was still expected."""
@@ -210,14 +227,14 @@ def _parse_head(block: bytes) -> _Head:
 class WireResponse:
     """A response whose body has not been read yet; read it with :meth:`chunks`, then close."""
 
-    __slots__ = ("status", "headers", "http_version", "_body", "_pool", "_connection", "_done")
+    __slots__ = ("status", "headers", "http_version", "_body", "_pool", "_connection")
 
     def __init__(
         self,
         status: int,
         headers: httpx.Headers,
         http_version: str,
-        body: AsyncIterator[bytes] | None,
+        body: AsyncGenerator[bytes, None] | None,
         pool: WirePool,
         connection: _Connection,
     ) -> None:
@@ -227,24 +244,27 @@ class WireResponse:
         self._body = body
         self._pool = pool
         self._connection: _Connection | None = connection
-        self._done = body is None
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        """The raw (still content-encoded) body, as it arrives."""
-        if self._body is not None:
-            async for chunk in self._body:
-                yield chunk
-        self._done = True
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The raw (still content-encoded) body, as it arrives. Read it once."""
+        return self._body if self._body is not None else _nothing()
 
     async def aclose(self) -> None:
         """Give the connection back for reuse if the body was read whole, else close it."""
         connection, self._connection = self._connection, None
         if connection is None:
             return
-        if self._done:
+        if connection.body_done:
             self._pool.release(connection)
-        else:
-            self._pool.discard(connection)
+            return
+        self._pool.discard(connection)
+        if self._body is not None:
+            await self._body.aclose()  # now, not when the garbage collector gets to it
+
+
+async def _nothing() -> AsyncGenerator[bytes, None]:
+    return
+    yield  # pragma: no cover - makes this an async generator
 
 
 class WirePool:
@@ -254,22 +274,23 @@ class WirePool:
 
     def __init__(
         self,
-        connect: Callable[[str, int], object],
+        connect: Callable[[str, int], Awaitable[list[tuple[str, int]]]],
         ssl_context: Callable[[], ssl.SSLContext],
         timeouts: WireTimeouts,
         *,
         max_idle: int = 100,
     ) -> None:
-        """``connect(host, port)`` is an awaitable of ``[(address, port), …]`` to try in order
-        (see :meth:`citewatch.net.RoutingBackend.targets`); ``ssl_context()`` gives the TLS
-        context when the first https origin is met."""
+        """``connect(host, port)`` gives the ``[(address, port), …]`` to try in order (see
+        :meth:`citewatch.net.RoutingBackend.targets`); ``ssl_context()`` gives the TLS context
+        when the first https origin is met."""
         self._targets = connect
         self._ssl_factory = ssl_context
         self._ssl: ssl.SSLContext | None = None
         self.timeouts = timeouts
         self.max_idle = max_idle
         self._idle: dict[Origin, list[_Connection]] = {}
-        self._idle_count = 0
+        #: Every idle connection, oldest first (dicts keep insertion order): O(1) eviction.
+        self._idle_order: dict[_Connection, None] = {}
         self._open: set[_Connection] = set()
 
     # -- public ---------------------------------------------------------------------------
@@ -288,8 +309,9 @@ class WirePool:
             + [b"%s: %s\r\n" % pair for pair in headers]
             + [b"\r\n"]
         )
+        connection = self._take_idle(origin)
         while True:
-            connection = self._take_idle(origin)
+            reused = connection is not None
             idle_for = time.monotonic() - connection.idle_since if connection else 0.0
             if connection is None:
                 connection = await self._connect(origin)
@@ -297,10 +319,15 @@ class WirePool:
                 return await self._exchange(connection, method, payload, head_limit)
             except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
                 self.discard(connection)
-                # A server closing an idle connection (its keep-alive timeout) just as we reuse
-                # it: nothing was answered, so a GET or HEAD goes again on another connection.
-                # Only after a real idle time: a fresh failure is the server's, and is evidence.
-                if idle_for >= STALE_AFTER and not connection.answered:
+                # The server closed a connection we reused before answering: go again, once,
+                # on a fresh connection. A reset right after a quick reuse is the server's own
+                # answer to this request, though, and is evidence (a flaky server).
+                if (
+                    reused
+                    and not connection.answered
+                    and (connection.error is None or idle_for >= STALE_AFTER)
+                ):
+                    connection = None
                     continue
                 raise
             except BaseException:
@@ -312,18 +339,23 @@ class WirePool:
         if not connection.usable_when_idle():
             self.discard(connection)
             return
-        if self._idle_count >= self.max_idle:
-            self._evict_oldest()
+        while len(self._idle_order) >= self.max_idle:
+            self._unidle(next(iter(self._idle_order)))
         connection.idle_since = time.monotonic()
         self._idle.setdefault(connection.origin, []).append(connection)
-        self._idle_count += 1
+        self._idle_order[connection] = None
+
+    def discard(self, connection: _Connection) -> None:
+        """Close a connection and stop tracking it."""
+        connection.close()
+        self._open.discard(connection)
 
     async def aclose(self) -> None:
         for connection in list(self._open):
             connection.close()
         self._open.clear()
         self._idle.clear()
-        self._idle_count = 0
+        self._idle_order.clear()
         await asyncio.sleep(0)  # let the transports run their close callbacks
 
     # -- connections ------------------------------------------------------------------------
@@ -334,42 +366,44 @@ class WirePool:
         now = time.monotonic()
         while idle:
             connection = idle.pop()
-            self._idle_count -= 1
+            del self._idle_order[connection]
             if (
                 connection.usable_when_idle()
                 and now - connection.idle_since < self.keepalive_expiry
             ):
+                if not idle:
+                    del self._idle[origin]
                 return connection
             self.discard(connection)
+        del self._idle[origin]
         return None
 
-    def _evict_oldest(self) -> None:
-        oldest: list[_Connection] | None = None
-        for idle in self._idle.values():
-            if idle and (oldest is None or idle[0].idle_since < oldest[0].idle_since):
-                oldest = idle
-        if oldest:
-            self.discard(oldest.pop(0))
-            self._idle_count -= 1
-
-    def discard(self, connection: _Connection) -> None:
-        """Close a connection and stop tracking it."""
-        connection.close()
-        self._open.discard(connection)
+    def _unidle(self, connection: _Connection) -> None:
+        """Close an idle connection (the oldest, to make room)."""
+        del self._idle_order[connection]
+        idle = self._idle[connection.origin]
+        idle.remove(connection)
+        if not idle:
+            del self._idle[connection.origin]
+        self.discard(connection)
 
     async def _connect(self, origin: Origin) -> _Connection:
         scheme, host, port = origin
+        context = None
+        if scheme == "https":
+            try:
+                host.encode("idna")  # what the TLS layer will do with it, before any socket
+            except UnicodeError as exc:
+                raise httpx.InvalidURL(f"host name {host!r} is not valid for TLS: {exc}") from exc
+            if self._ssl is None:
+                self._ssl = self._ssl_factory()
+            context = self._ssl
         try:
-            targets = await self._targets(host, port)  # type: ignore[misc]
+            targets = await self._targets(host, port)
         except httpcore.ConnectTimeout as exc:
             raise httpx.ConnectTimeout(str(exc)) from exc
         except httpcore.ConnectError as exc:
             raise httpx.ConnectError(str(exc)) from exc
-        context = None
-        if scheme == "https":
-            if self._ssl is None:
-                self._ssl = self._ssl_factory()
-            context = self._ssl
         loop = asyncio.get_running_loop()
         timeout = self.timeouts.connect
         last: Exception | None = None
@@ -406,15 +440,28 @@ class WirePool:
     ) -> WireResponse:
         connection.uses += 1
         connection.answered = False
+        connection.body_done = False
         transport = connection.transport
         if transport is None or transport.is_closing():
             raise httpx.WriteError("connection closed before the request was sent")
         transport.write(payload)
-        head = await self._read_head(connection, min(head_limit, MAX_HEAD_BYTES))
-        while 100 <= head.status < 200 and head.status != 101:  # interim (100, 103): skip
-            head = await self._read_head(connection, min(head_limit, MAX_HEAD_BYTES))
+        limit = min(head_limit, MAX_HEAD_BYTES)
+        head = await self._read_head(connection, limit)
+        interim = 0
+        while 100 <= head.status < 200:
+            if head.status == 101 or interim >= MAX_INTERIM:
+                connection.reusable = False
+                raise httpx.RemoteProtocolError(
+                    f"unexpected interim response {head.status} (no upgrade was asked for)"
+                    if head.status == 101
+                    else f"more than {MAX_INTERIM} interim responses"
+                )
+            interim += 1
+            head = await self._read_head(connection, limit)
         headers = httpx.Headers(head.headers)
         body = self._body(connection, method, head, headers)
+        if body is None:
+            connection.body_done = True
         version = f"HTTP/{head.version[0]}.{head.version[1]}"
         return WireResponse(head.status, headers, version, body, self, connection)
 
@@ -422,13 +469,16 @@ class WirePool:
         scanned = 0
         while True:
             buffer = connection.buffer
+            if buffer[:1] in (b"\r", b"\n"):  # stray line ends before a head: skip them
+                connection.drop(len(buffer) - len(buffer.lstrip(b"\r\n")))
+                buffer = connection.buffer
             end = _END_OF_HEAD.search(buffer, max(0, scanned - 3))
             if end is not None:
-                block = bytes(buffer[: end.start()])
-                del buffer[: end.end()]
-                if len(block) > limit:
+                if end.start() > limit:
                     raise HeadersTooLarge(f"response headers are over the {limit}-byte limit")
-                return _parse_head(block.lstrip(b"\r\n"))
+                block = bytes(buffer[: end.start()])
+                connection.drop(end.end())
+                return _parse_head(block)
             scanned = len(buffer)
             if scanned > limit:
                 raise HeadersTooLarge(f"response headers are over the {limit}-byte limit")
@@ -442,34 +492,30 @@ class WirePool:
 
     def _body(
         self, connection: _Connection, method: str, head: _Head, headers: httpx.Headers
-    ) -> AsyncIterator[bytes] | None:
-        keep_alive = _keeps_alive(head.version, headers)
-        if method == "HEAD" or head.status in _NO_BODY_STATUSES or head.status < 200:
-            connection.reusable = connection.reusable and keep_alive
+    ) -> AsyncGenerator[bytes, None] | None:
+        if not _keeps_alive(head.version, headers):
+            connection.reusable = False
+        if method == "HEAD" or head.status in _NO_BODY_STATUSES:
             return None
-        codings = [
-            c.strip().lower() for c in ",".join(headers.get_list("transfer-encoding")).split(",")
-        ]
-        codings = [c for c in codings if c]
+        codings = _tokens(headers, "transfer-encoding")
         if codings:
+            if "content-length" in headers or head.version < (1, 1):
+                connection.reusable = False  # ambiguous framing (RFC 9112 §6.1): no reuse
             if codings[-1] == "chunked":
-                return self._chunked(connection, keep_alive)
+                return self._chunked(connection)
             return self._until_close(connection)
-        lengths = {v.strip() for v in ",".join(headers.get_list("content-length")).split(",")}
-        lengths.discard("")
+        lengths = set(_tokens(headers, "content-length"))
         if lengths:
-            if len(lengths) > 1 or not next(iter(lengths)).isdigit():
+            value = next(iter(lengths))
+            if len(lengths) > 1 or not _DIGITS.fullmatch(value):
                 raise httpx.RemoteProtocolError(f"bad Content-Length {sorted(lengths)!r}")
-            length = int(next(iter(lengths)))
+            length = int(value)
             if length == 0:
-                connection.reusable = connection.reusable and keep_alive
                 return None
-            return self._fixed(connection, length, keep_alive)
+            return self._fixed(connection, length)
         return self._until_close(connection)
 
-    async def _fixed(
-        self, connection: _Connection, length: int, keep_alive: bool
-    ) -> AsyncIterator[bytes]:
+    async def _fixed(self, connection: _Connection, length: int) -> AsyncGenerator[bytes, None]:
         remaining = length
         while remaining > 0:
             if not connection.buffer:
@@ -483,10 +529,10 @@ class WirePool:
             chunk = connection.take(remaining)
             remaining -= len(chunk)
             yield chunk
-        if not keep_alive:
-            connection.reusable = False
+        connection.body_done = True
 
-    async def _until_close(self, connection: _Connection) -> AsyncIterator[bytes]:
+    async def _until_close(self, connection: _Connection) -> AsyncGenerator[bytes, None]:
+        connection.reusable = False
         while True:
             if connection.buffer:
                 yield connection.take(len(connection.buffer))
@@ -494,10 +540,11 @@ class WirePool:
             if connection.finished:
                 if connection.error is not None:
                     raise connection.broken("")
+                connection.body_done = True
                 return
             await connection.more(self.timeouts.read)
 
-    async def _chunked(self, connection: _Connection, keep_alive: bool) -> AsyncIterator[bytes]:
+    async def _chunked(self, connection: _Connection) -> AsyncGenerator[bytes, None]:
         while True:
             line = await self._line(connection)
             match = _CHUNK_SIZE.fullmatch(line)
@@ -505,8 +552,6 @@ class WirePool:
                 raise httpx.RemoteProtocolError(f"bad chunk size line {line[:40]!r}")
             size = int(match[1], 16)
             if size == 0:
-                while await self._line(connection):  # trailer fields, up to the empty line
-                    pass
                 break
             remaining = size
             while remaining > 0:
@@ -523,29 +568,54 @@ class WirePool:
                 yield chunk
             if await self._line(connection):
                 raise httpx.RemoteProtocolError("chunk data not followed by a line end")
-        if not keep_alive:
-            connection.reusable = False
+        # Trailer fields, up to the empty line. A server that closes instead of sending that
+        # line has still sent the whole body (browsers show it): complete, but not reusable.
+        while True:
+            line = await self._line_or_end(connection)
+            if line is None:
+                connection.reusable = False
+                break
+            if not line:
+                break
+        connection.body_done = True
 
-    async def _line(self, connection: _Connection, limit: int = 8192) -> bytes:
+    async def _line(self, connection: _Connection) -> bytes:
+        line = await self._line_or_end(connection)
+        if line is None:
+            raise httpx.RemoteProtocolError(
+                "peer closed connection without sending complete message body: "
+                "incomplete chunked read"
+            )
+        return line
+
+    async def _line_or_end(self, connection: _Connection, limit: int = 8192) -> bytes | None:
+        """The next line of chunked framing; None if the server closed cleanly first."""
         while True:
             buffer = connection.buffer
             end = buffer.find(b"\n")
             if end >= 0:
                 line = bytes(buffer[:end]).rstrip(b"\r")
-                del buffer[: end + 1]
+                connection.drop(end + 1)
                 return line
             if len(buffer) > limit:
                 raise httpx.RemoteProtocolError("chunked framing line too long")
             if connection.finished:
-                raise connection.broken(
-                    "peer closed connection without sending complete message body: "
-                    "incomplete chunked read"
-                )
+                if connection.error is None:
+                    return None
+                raise connection.broken("")
             await connection.more(self.timeouts.read)
 
 
+def _tokens(headers: httpx.Headers, name: str) -> list[str]:
+    """The comma-separated, lower-cased values of every ``name`` field."""
+    values = headers.get_list(name)
+    if not values:
+        return []
+    return [t for t in (part.strip().lower() for part in ",".join(values).split(",")) if t]
+
+
 def _keeps_alive(version: tuple[int, int], headers: httpx.Headers) -> bool:
-    tokens = {t.strip().lower() for t in ",".join(headers.get_list("connection")).split(",")}
+    tokens = _tokens(headers, "connection")
     if version >= (1, 1):
         return "close" not in tokens
     return "keep-alive" in tokens

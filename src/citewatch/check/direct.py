@@ -116,17 +116,21 @@ class DirectSender:
             head_limit=self.head_limit,
         )
         raw = RawResponse(response.status, response.headers, response)
-        if "set-cookie" in response.headers:
-            self._keep_cookies(method, url, raw)
-        if _LOG.isEnabledFor(logging.INFO):
-            _LOG.info(
-                'HTTP Request: %s %s "%s %d %s"',
-                method,
-                url,
-                response.http_version,
-                response.status,
-                httpx.codes.get_reason_phrase(response.status),
-            )
+        try:
+            if "set-cookie" in response.headers:
+                self._keep_cookies(method, url, raw)
+            if _LOG.isEnabledFor(logging.INFO):
+                _LOG.info(
+                    'HTTP Request: %s %s "%s %d %s"',
+                    method,
+                    url,
+                    response.http_version,
+                    response.status,
+                    httpx.codes.get_reason_phrase(response.status),
+                )
+        except BaseException:
+            await response.aclose()
+            raise
         return raw
 
     def _keep_cookies(self, method: str, url: httpx.URL, raw: RawResponse) -> None:
