@@ -21,6 +21,9 @@ from support.checking import (
 )
 from support.simweb import STANDARD_HOSTS, SimWeb
 
+from citewatch.check.runner import plan_run
+from citewatch.config import Settings
+from citewatch.models import Outcome, ProbeResult
 from citewatch.net import RoutingBackend
 from citewatch.store import Store
 
@@ -244,6 +247,22 @@ def test_one_shot_gives_unconfirmed_dead(make_simweb: Any, store: Store) -> None
     result = check(store, settings_for(web, one_shot=True))
     item = by_url(result)[url]
     assert (item["verdict"], item["confirmed"], result.exit_code) == ("dead", False, 1)
+
+
+def test_the_urls_slowest_last_time_are_probed_first(store: Store) -> None:
+    """Longest first (LPT): a slow URL or long redirect chain started last would keep the run
+    going alone at its end. Never-probed URLs count as typical (the median)."""
+    urls = [f"http://h{i}.test/p" for i in range(5)]
+    seed(store, urls)
+    ids = {row["url"]: row["id"] for row in store.cited_urls()}
+    run_id = store.begin_run("check")
+    for url, elapsed in zip(urls[:3], [10, 900, 50], strict=True):
+        result = ProbeResult(url, Outcome.OK, "2026-01-01T00:00:00.000000Z", elapsed_ms=elapsed)
+        store.record_check(run_id, ids[url], result, "ok")
+    plan, _ = plan_run(store, Settings(check_all=True), datetime.now(UTC), None)
+    order = [target.url.split("/")[2] for target in plan.targets]
+    # h3 and h4 were never probed: typical (50 ms, the median), after h2 in the store's order
+    assert order == ["h1.test", "h2.test", "h3.test", "h4.test", "h0.test"]
 
 
 def test_recent_checks_are_not_repeated_and_killed_runs_resume(

@@ -4,7 +4,8 @@ The order matters for honesty and resumability:
 
 1. **Plan** — every currently cited URL once (however many profiles cite it); ignored URLs are
    listed but not probed; URLs with evidence younger than ``max_age`` are skipped unless
-   ``check_all`` (so a killed run resumes where it stopped).
+   ``check_all`` (so a killed run resumes where it stopped); the URLs that took longest last
+   time go first (:func:`longest_first`).
 2. **Canary** — asked while the first probes (at most ``concurrency`` of them) are already out, so
    a healthy run does not wait a round trip to the archive before it starts. Their results are held
    until it answers. If it is down, nothing more is started: those first probes decide whether the
@@ -128,7 +129,33 @@ def plan_run(
             plan.fresh += 1
         else:
             plan.targets.append(Target(row["id"], row["url"], row["host"] or ""))
+    plan.targets = longest_first(store, plan.targets)
     return plan, rows
+
+
+def longest_first(store: Store, targets: list[Target]) -> list[Target]:
+    """The targets, the ones whose last probe took longest first (stable otherwise).
+
+    A run ends when its slowest probe ends: a redirect chain or a slow host started last keeps
+    the run going long after every slot but one is free. Starting the longest jobs first (the
+    classic LPT rule) lets the short ones fill in around them. URLs never probed count as typical
+    (the median); on a first run the order is the store's.
+    """
+    if len(targets) < 2:
+        return targets
+    last: dict[int, int] = {
+        url_id: elapsed
+        for url_id, elapsed in store.db.execute(
+            "SELECT url_id, elapsed_ms FROM checks"
+            " WHERE id IN (SELECT MAX(id) FROM checks GROUP BY url_id)"
+        ).fetchall()
+        if elapsed is not None
+    }
+    known = sorted(last[t.url_id] for t in targets if t.url_id in last)
+    if not known:
+        return targets
+    typical = known[len(known) // 2]
+    return sorted(targets, key=lambda t: -last.get(t.url_id, typical))
 
 
 def _age(settings: Settings) -> timedelta:
