@@ -14,10 +14,13 @@ When lychee is installed (``$LYCHEE``, ``lychee`` on PATH, or ``/tmp/peers/venv/
 session, interleaved with citewatch rep by rep, with run_peers.sh's PROFILE=equal flags, so the
 comparison is made under the same load; ``--no-lychee`` skips it.
 
-Each repetition: a fresh SQLite file is seeded with the corpus (the scan step, not timed), then a
-child process runs the check (imports, DB, probing, verdicts) and is measured like the peers are
-under ``/usr/bin/time``: wall, peak RSS, CPU. The check's own wall time (run_check alone) is
-printed too. Scored against truth.tsv: a URL counts as reported broken when its outcome is a
+Each repetition: a fresh SQLite file is seeded with the corpus (the scan step, not timed), then
+the check runs in a child process measured like the peers are under ``/usr/bin/time`` (wall,
+peak RSS, CPU), twice: as ``citewatch check --all --one-shot --json …`` (the CLI users run: typer,
+rich, JSON output included) and as a bare process that imports the library and calls run_check
+(imports, DB, probing, verdicts). The check's own wall time (run_check alone) is printed too.
+The project's bytecode is compiled first, as ``pip install`` does. ``--history`` times a periodic
+audit's second run instead (one untimed check of every URL first). Scored against truth.tsv: a URL counts as reported broken when its outcome is a
 failure; ``dead`` counts use one-shot verdicts (a single definitive failure), as the peers report.
 """
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import compileall
 import json
 import os
 import random
@@ -169,6 +173,31 @@ def measure(db: str, options: dict[str, object]) -> dict[str, object]:
     return data
 
 
+def measure_cli(db: str, options: dict[str, object]) -> dict[str, object]:
+    """``citewatch check`` itself (typer, rich, JSON output and all), measured like ``measure``."""
+    cli = Path(sys.executable).with_name("citewatch")
+    cmd = [str(cli), "check", "--db", db, "--all", "--one-shot", "--json", "--allow-private",
+           "--concurrency", str(options["concurrency"]), "--per-host", str(options["per_host"]),
+           "--canary", str(options["canary"])]  # fmt: skip
+    for rule in options["connect_to"]:  # type: ignore[attr-defined]
+        cmd += ["--connect-to", rule]
+    began = time.perf_counter()
+    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stderr is not None
+    out = child.stdout.read()
+    err = child.stderr.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - began
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 1):  # 1: broken citations found, as expected here
+        raise SystemExit(f"citewatch check failed ({code}):\n{err}")
+    report = json.loads(out)
+    outcomes = {item["url"]: (item["outcome"], item["verdict"]) for item in report["urls"]}
+    return {"wall_s": wall, "rss_mb": usage.ru_maxrss / 1024,
+            "cpu_s": usage.ru_utime + usage.ru_stime, "outcomes": outcomes,
+            "network": report["run"]["network"]}  # fmt: skip
+
+
 def find_lychee() -> str | None:
     """The lychee binary: $LYCHEE, then PATH, then where install_peers.sh puts it."""
     for candidate in (
@@ -276,6 +305,12 @@ def main() -> None:
     parser.add_argument("--per-host", type=int, default=10)
     parser.add_argument("--mix", default="ok=80,dead=10,redirect=5,head405=5")
     parser.add_argument("--no-lychee", action="store_true", help="do not run lychee alongside")
+    parser.add_argument(
+        "--history",
+        action="store_true",
+        help="time a periodic audit's second run: the database already holds one check of every"
+        " URL (made untimed just before), so the longest-first ordering has something to go on",
+    )
     parser.add_argument("--worker", nargs=2, metavar=("DB", "OPTIONS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -286,6 +321,8 @@ def main() -> None:
     emulator, port = start_emulator(args.hosts, args.latency_ms, port)
     lychee = None if args.no_lychee or not SHARED.is_dir() else find_lychee()
     lychee_runs: list[dict] = []
+    cli_runs: list[dict] = []
+    compileall.compile_dir(ROOT / "src" / "citewatch", quiet=1)  # as pip does on install
     try:
         with tempfile.TemporaryDirectory(prefix="bench-check-") as tmp:
             if SHARED.is_dir():
@@ -307,20 +344,33 @@ def main() -> None:
             for rep in range(args.reps):
                 db = str(Path(tmp) / f"rep{rep}.db")
                 seed_db(db, [url for url, _ in corpus])
+                if args.history:
+                    measure(db, options)  # the earlier run a periodic audit would have
                 emulator_requests(port)
                 result = measure(db, options)
                 result["requests"] = emulator_requests(port)
                 result.update(score(result, corpus))
                 runs.append(result)
+                cli_db = str(Path(tmp) / f"rep{rep}-cli.db")
+                seed_db(cli_db, [url for url, _ in corpus])
+                if args.history:
+                    measure_cli(cli_db, options)
+                emulator_requests(port)
+                cli = measure_cli(cli_db, options)
+                cli["requests"] = emulator_requests(port)
+                cli.update(score(cli, corpus))
+                cli_runs.append(cli)
                 print(
                     f"rep {rep + 1}: wall {result['wall_s']:.2f} s (check {result['check_s']:.2f} s,"
                     f" startup {result['startup_s']:.2f} s), RSS {result['rss_mb']:.0f} MB,"
                     f" CPU {result['cpu_s']:.2f} s, network {result['network']},"
-                    f" wrong outcomes {result['wrong_outcomes']}",
+                    f" wrong outcomes {result['wrong_outcomes']}; CLI wall {cli['wall_s']:.2f} s,"
+                    f" wrong outcomes {cli['wrong_outcomes']}",
                     file=sys.stderr,
                 )
                 if lychee:
                     corpus_md = Path(tmp) / "corpus" / "corpus.md"
+                    emulator_requests(port)
                     peer = run_lychee(lychee, corpus_md, Path(tmp) / f"lychee{rep}.json",
                                       args.concurrency, args.per_host)  # fmt: skip
                     peer["requests"] = emulator_requests(port)
@@ -342,14 +392,24 @@ def main() -> None:
     floor = max(requests * args.latency_ms / 1000 / slots, 3 * args.latency_ms / 1000)
     last = runs[-1]
     print(f"\n# citewatch check — M={args.links} H={args.hosts} L={args.latency_ms:.0f} ms, "
-          f"G={args.concurrency} c={args.per_host}, {args.reps} reps, medians; {source}\n")  # fmt: skip
+          f"G={args.concurrency} c={args.per_host}, {args.reps} reps, medians; {source}"
+          f"{'; second run over an existing history (--history)' if args.history else ''}\n")  # fmt: skip
     print("| tool | version | URLs checked | wall s | URLs/s | peak RSS MB | CPU s |"
           " dead found / expected | FP | FN | HTTP reqs |")  # fmt: skip
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     from citewatch import __version__
 
+    cli_wall = statistics.median(run["wall_s"] for run in cli_runs)
+    cli_last = cli_runs[-1]
     print(
-        f"| citewatch (process) | {__version__} | {last['checked']} | {wall:.2f} |"
+        f"| citewatch check (CLI) | {__version__} | {cli_last['checked']} | {cli_wall:.2f} |"
+        f" {args.links / cli_wall:.0f} | {statistics.median(r['rss_mb'] for r in cli_runs):.0f} |"
+        f" {statistics.median(r['cpu_s'] for r in cli_runs):.1f} |"
+        f" {cli_last['dead']} / {cli_last['expected']} | {cli_last['fp']} | {cli_last['fn']} |"
+        f" {last_requests or f'~{requests:.0f}'} |"
+    )
+    print(
+        f"| citewatch (bare process) | {__version__} | {last['checked']} | {wall:.2f} |"
         f" {args.links / wall:.0f} | {median('rss_mb'):.0f} | {median('cpu_s'):.1f} |"
         f" {last['dead']} / {last['expected']} | {last['fp']} | {last['fn']} |"
         f" {last_requests or f'~{requests:.0f}'} |"
@@ -372,8 +432,9 @@ def main() -> None:
             f" {len(broken - expected_broken - transient)} | {len(expected_broken - broken)} |"
             f" {lychee_runs[-1]['requests'] or '?'} |"
         )
-        print(f"\ncitewatch / lychee wall time: {wall / wall_l:.2f}"
-              f" ({'citewatch faster or equal' if wall <= wall_l else 'lychee faster'})")  # fmt: skip
+        for name, ours in (("citewatch check (CLI)", cli_wall), ("run_check only", check_s)):
+            verdict = "citewatch faster or equal" if ours <= wall_l else "lychee faster"
+            print(f"{name} / lychee wall time: {ours / wall_l:.2f} ({verdict})")
     elif not args.no_lychee:
         print("\nlychee not run: " + ("../shared/bench not found" if not SHARED.is_dir() else
               "not installed (../shared/bench/install_peers.sh, or set $LYCHEE)"))  # fmt: skip
@@ -387,9 +448,10 @@ def main() -> None:
         print("\n".join(rows))
     else:
         print("\npeer comparison unavailable (../shared/bench not found)")
-    print(f"\nfloor ≈ {floor:.2f} s ({FLOOR_NOTE}); wall/floor = {wall / floor:.2f} "
-          f"(process), {check_s / floor:.2f} (run_check); every outcome right: "
-          f"{'yes' if last['wrong_outcomes'] == 0 else 'NO'}")  # fmt: skip
+    right = last["wrong_outcomes"] == 0 and cli_last["wrong_outcomes"] == 0
+    print(f"\nfloor ≈ {floor:.2f} s ({FLOOR_NOTE}); wall/floor = {cli_wall / floor:.2f} (CLI), "
+          f"{wall / floor:.2f} (bare process), {check_s / floor:.2f} (run_check); every outcome "
+          f"right: {'yes' if right else 'NO'}")  # fmt: skip
 
 
 if __name__ == "__main__":
