@@ -241,3 +241,32 @@ def test_an_empty_database_still_writes_every_report(tmp_path):
     doc = json.loads((tmp_path / "r" / "citations.json").read_text())
     assert doc["citations"] == [] and doc["summary"]["citations"] == 0
     assert "nothing to compare with yet" in (tmp_path / "r" / "index.md").read_text()
+
+
+def test_reports_of_profiles_that_left_the_corpus_are_removed(tmp_path):
+    """Rewriting a format removes what it wrote last time and not now, and nothing else."""
+    corpus = build_corpus(tmp_path)
+    out = tmp_path / "reports"
+    write_reports(corpus.store, out, run_id=corpus.run2)
+    assert (out / "other.md").is_file() and (out / "other.html").is_file()
+    (out / "notes.md").write_text("the user's own file\n")
+    manifest = json.loads((out / ".citewatch-reports.json").read_text())
+    assert "other.md" in manifest["md"] and "other.html" in manifest["html"]
+    # A hand-edited manifest cannot reach outside the folder, or files of another kind.
+    manifest["md"] += ["../outside.md", "citations.csv", ".hidden.md"]
+    (out / ".citewatch-reports.json").write_text(json.dumps(manifest))
+    (tmp_path / "outside.md").write_text("outside\n")
+
+    gone = corpus.store.query("SELECT path FROM profiles WHERE path LIKE '%other%'")[0]["path"]
+    corpus.store.db.execute("DELETE FROM citations WHERE profile_id IN "
+                            "(SELECT id FROM profiles WHERE path = ?)", [gone])  # fmt: skip
+    corpus.store.db.execute("DELETE FROM profiles WHERE path = ?", [gone])
+    write_reports(corpus.store, out, ["md"], run_id=corpus.run2)
+
+    assert not (out / "other.md").exists()  # md was rewritten: its stale file is gone
+    assert (out / "other.html").is_file()  # html was not asked for: left as it was
+    assert (out / "profile-test.md").is_file() and (out / "index.md").is_file()
+    assert (out / "notes.md").read_text() == "the user's own file\n"
+    assert (tmp_path / "outside.md").is_file() and (out / "citations.csv").is_file()
+    after = json.loads((out / ".citewatch-reports.json").read_text())
+    assert "other.md" not in after["md"] and "other.html" in after["html"]

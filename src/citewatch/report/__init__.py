@@ -10,10 +10,16 @@ Files written into ``out_dir``:
 - ``html``: ``<slug>.html`` per profile, ``index.html`` (corpus summary with the chart inline)
 - ``json``: ``citations.json``
 - ``csv``:  ``citations.csv``
+
+A manifest, ``.citewatch-reports.json``, lists what each format wrote last time, so that the report
+of a profile that has left the corpus (or a chart with nothing left to draw) is removed when its
+format is written again: the folder never shows a stale report beside current ones. Nothing that
+citewatch did not write is ever removed, and formats not being written are left as they are.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Sequence
@@ -24,6 +30,8 @@ from ..store import Store
 from .data import ReportData, gather
 
 FORMATS = ("md", "html", "json", "csv")
+MANIFEST = ".citewatch-reports.json"
+_SUFFIXES = {"md": {".md", ".svg"}, "html": {".html"}, "json": {".json"}, "csv": {".csv"}}
 
 __all__ = ["FORMATS", "ReportData", "corpus_summary", "gather", "write_reports"]
 
@@ -64,33 +72,64 @@ def write_reports(
     out_dir.mkdir(parents=True, exist_ok=True)
     if data is None:
         data = gather(store, run_id, wayback_url)
-    written: list[Path] = []
+    by_format: dict[str, list[Path]] = {}
     if "md" in formats:
         from .markdown import index_markdown, profile_markdown
         from .svg import trend_chart
 
+        files = by_format["md"] = []
         for group in data.profiles:
-            written.append(_write(out_dir / f"{group.slug}.md", profile_markdown(group, data)))
+            files.append(_write(out_dir / f"{group.slug}.md", profile_markdown(group, data)))
         chart = None
         if data.trend:
-            written.append(_write(out_dir / "trend.svg", trend_chart(data.trend) + "\n"))
+            files.append(_write(out_dir / "trend.svg", trend_chart(data.trend) + "\n"))
             chart = "trend.svg"
-        written.append(_write(out_dir / "index.md", index_markdown(data, chart)))
+        files.append(_write(out_dir / "index.md", index_markdown(data, chart)))
     if "html" in formats:
         from .html import index_html, profile_html
 
+        files = by_format["html"] = []
         for group in data.profiles:
-            written.append(_write(out_dir / f"{group.slug}.html", profile_html(group, data)))
-        written.append(_write(out_dir / "index.html", index_html(data)))
+            files.append(_write(out_dir / f"{group.slug}.html", profile_html(group, data)))
+        files.append(_write(out_dir / "index.html", index_html(data)))
     if "json" in formats:
         from .json_report import report_json
 
-        written.append(_write(out_dir / "citations.json", report_json(data)))
+        by_format["json"] = [_write(out_dir / "citations.json", report_json(data))]
     if "csv" in formats:
         from .csv_report import report_csv
 
-        written.append(_write(out_dir / "citations.csv", report_csv(data)))
-    return written
+        by_format["csv"] = [_write(out_dir / "citations.csv", report_csv(data))]
+    _remove_stale(out_dir, by_format)
+    return [path for fmt in FORMATS for path in by_format.get(fmt, [])]
+
+
+def _remove_stale(out_dir: Path, by_format: dict[str, list[Path]]) -> None:
+    """Remove what a rewritten format wrote last time and not this time; update the manifest."""
+    manifest = out_dir / MANIFEST
+    try:
+        previous = json.loads(manifest.read_text(encoding="utf-8"))
+        if not isinstance(previous, dict):
+            previous = {}
+    except (OSError, ValueError):
+        previous = {}
+    current = {fmt: sorted(path.name for path in paths) for fmt, paths in by_format.items()}
+    for fmt, names in current.items():
+        old = previous.get(fmt)
+        for name in old if isinstance(old, list) else []:
+            # Only plain names, in out_dir, of the kind this format writes: a hand-edited manifest
+            # cannot make us remove anything else.
+            if (
+                isinstance(name, str)
+                and name not in names
+                and name == Path(name).name
+                and not name.startswith(".")
+                and Path(name).suffix in _SUFFIXES[fmt]
+                and (out_dir / name).is_file()
+            ):
+                (out_dir / name).unlink()
+    kept = {fmt: names for fmt, names in previous.items() if fmt in FORMATS and fmt not in current}
+    _write(manifest, json.dumps({**kept, **current}, indent=1, sort_keys=True) + "\n")
 
 
 def corpus_summary(store: Store, run_id: int | None = None) -> dict[str, Any]:
