@@ -141,3 +141,59 @@ def test_human_summary(run, tmp_path):
     assert result.exit_code == 0
     assert "21 citations" in result.stdout
     assert "malformed_url" in result.stdout
+
+
+def test_a_profile_whose_file_left_the_folder_is_retired_and_can_come_back(tmp_path, monkeypatch):
+    """Its citations stop being current (no longer checked, counted or reported), its history
+    stays; a profile scanned by file name elsewhere is not touched; the file can come back."""
+    monkeypatch.chdir(tmp_path)
+    seed = (ROOT / "citations" / "profile-liwa-al-baqir.txt").read_bytes()
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "a.txt").write_bytes(seed)
+    (tmp_path / "corpus" / "b.txt").write_bytes(seed)
+    (tmp_path / "elsewhere.md").write_text("See [a source](https://example.org/source).\n")
+    runner = CliRunner()
+
+    def scan(*paths: str) -> dict:
+        result = runner.invoke(app, ["scan", *paths, "--json", "--db", "cw.db"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)["run"]
+
+    assert scan("corpus", "elsewhere.md")["new"] == 3
+    (tmp_path / "corpus" / "b.txt").unlink()
+    (tmp_path / "elsewhere.md").unlink()  # gone too, but not under a scanned folder
+    assert scan("corpus")["removed"] == 1
+
+    db = sqlite3.connect(tmp_path / "cw.db")
+    db.row_factory = sqlite3.Row
+    removed = {r["path"]: r["removed_run"] for r in db.execute("SELECT * FROM profiles")}
+    assert removed["corpus/b.txt"] is not None
+    assert removed["corpus/a.txt"] is None and removed["elsewhere.md"] is None
+    current = db.execute(
+        "SELECT p.path, count(*) AS n FROM current_citations c JOIN profiles p"
+        " ON p.id = c.profile_id GROUP BY p.path"
+    ).fetchall()
+    assert {r["path"] for r in current} == {"corpus/a.txt", "elsewhere.md"}
+    kept = db.execute(
+        "SELECT count(*) FROM citations c JOIN profiles p ON p.id = c.profile_id"
+        " WHERE p.path = 'corpus/b.txt'"
+    ).fetchone()[0]
+    assert kept == 21  # retired, not deleted: the evidence trail stays
+
+    report = runner.invoke(app, ["report", "--db", "cw.db", "--out", "rep", "--format", "json"])
+    assert report.exit_code == 0, report.output
+    paths = {p["path"] for p in json.loads((tmp_path / "rep" / "citations.json").read_text())[
+        "profiles"]}  # fmt: skip
+    assert paths == {"corpus/a.txt", "elsewhere.md"}
+
+    (tmp_path / "corpus" / "b.txt").write_bytes(seed)  # back, unchanged
+    back = scan("corpus")
+    assert (back["new"], back["unchanged"], back["removed"]) == (1, 1, 0)
+    assert (
+        db.execute(
+            "SELECT count(*) FROM current_citations c JOIN profiles p ON p.id = c.profile_id"
+            " WHERE p.path = 'corpus/b.txt'"
+        ).fetchone()[0]
+        == 21
+    )
+    assert scan("corpus/a.txt")["removed"] == 0  # a file, not a folder: nothing to retire

@@ -45,6 +45,27 @@ def test_database_from_a_newer_citewatch_is_refused(tmp_path):
         Store.open(path)
 
 
+def test_a_version_1_database_is_migrated_forward_keeping_its_rows(tmp_path):
+    import sqlite_utils
+
+    from citewatch.store import MIGRATIONS
+
+    path = tmp_path / "v1.db"
+    db = sqlite_utils.Database(sqlite3.connect(path))
+    MIGRATIONS[0](db)
+    db.execute("PRAGMA user_version = 1")
+    db.execute("INSERT INTO runs (command, started) VALUES ('scan', '2026-01-01T00:00:00Z')")
+    db.execute(
+        "INSERT INTO profiles (path, sha256, scanned_at, scan_run) VALUES ('p.txt', 'x', 'now', 1)"
+    )
+    db.conn.commit()
+    db.conn.close()
+    store = Store.open(path)
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert store.active_profile_paths() == ["p.txt"]  # removed_run exists, NULL for old rows
+    store.close()
+
+
 def test_rescanning_an_unchanged_profile_adds_nothing(store):
     run = store.begin_run("scan")
     assert store.save_profile(make_profile("a", ["https://x.org/1"]), run) == "new"

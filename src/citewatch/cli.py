@@ -264,13 +264,16 @@ def do_scan(
             raise fail(f"bad manifest in {folder}: {exc}") from exc
     files = list(discover(paths))
     reporter.stage("scan", len(files))
-    counts = {"profiles": 0, "new": 0, "changed": 0, "unchanged": 0, "citations": 0, "findings": 0}
+    counts = {"profiles": 0, "new": 0, "changed": 0, "unchanged": 0, "removed": 0}
+    counts |= {"citations": 0, "findings": 0}
     kept: list[Profile] = []
+    seen: set[str] = set()
     for file in files:
         manifest = next(
             (m for folder, m in manifests if file.resolve().is_relative_to(folder)), None
         )
         profile = read_profile(_display_path(file), base_url=base_url, manifest=manifest)
+        seen.add(profile.path)
         status = store.save_profile(profile, run_id)
         counts["profiles"] += 1
         counts[status] += 1
@@ -279,7 +282,27 @@ def do_scan(
         if keep_profiles:
             kept.append(profile)
         reporter.advance()
+    for path in removed_profiles(store.active_profile_paths(), paths, seen):
+        store.retire_profile(path, run_id)
+        counts["removed"] += 1
     return kept, counts
+
+
+def removed_profiles(active: list[str], roots: list[Path], seen: set[str]) -> list[str]:
+    """Stored profiles that a scanned folder no longer holds: under one of the folders scanned,
+    not found by this scan, and gone from disk (a file scanned by name once, that a folder scan
+    does not pick up, stays)."""
+    folders = [_display_path(root).as_posix() for root in roots if root.is_dir()]
+    removed = []
+    for path in active:
+        if path in seen or Path(path).exists():
+            continue
+        for folder in folders:
+            inside = not path.startswith("/") if folder == "." else path.startswith(folder + "/")
+            if inside:
+                removed.append(path)
+                break
+    return removed
 
 
 def profile_json(profile: Profile) -> dict[str, Any]:
@@ -390,7 +413,9 @@ def scan(
         print_scan_summary(profiles)
         out.print(
             f"{counts['profiles']} profiles ({counts['new']} new, {counts['changed']} changed, "
-            f"{counts['unchanged']} unchanged), {counts['citations']} citations, "
+            f"{counts['unchanged']} unchanged"
+            + (f", {counts['removed']} removed" if counts["removed"] else "")
+            + f"), {counts['citations']} citations, "
             f"{counts['findings']} findings — stored in {settings.db}"
         )
 
@@ -806,7 +831,9 @@ def print_audit_summary(
         return f"{value * 100:.1f}%" if isinstance(value, int | float) else "n/a"
 
     lines = [
-        f"profiles {scan_counts['profiles']} ({scan_counts['new']} new, {scan_counts['changed']} changed), "
+        f"profiles {scan_counts['profiles']} ({scan_counts['new']} new, {scan_counts['changed']} changed"
+        + (f", {scan_counts['removed']} removed" if scan_counts.get("removed") else "")
+        + "), "
         f"citations {summary.get('citations', scan_counts['citations'])}, distinct URLs {summary.get('urls', '?')}",
         f"network {checked.network}; archive {archived.archive if archived else 'skipped'}",
         f"link rot {pct(summary.get('link_rot_rate'))}; archive coverage {pct(summary.get('archive_coverage'))}",

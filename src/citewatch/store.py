@@ -284,8 +284,13 @@ def _m1_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m2_removed_profiles(db: sqlite_utils.Database) -> None:
+    """A profile whose file left a scanned folder is retired, not deleted: its history stays."""
+    db.execute("ALTER TABLE profiles ADD COLUMN removed_run INTEGER REFERENCES runs(id)")
+
+
 #: Numbered migrations; append only. ``schema_version`` is the number of the last one applied.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_initial]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_initial, _m2_removed_profiles]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -402,7 +407,8 @@ class Store:
     def save_profile(self, profile: Profile, run_id: int) -> str:
         """Store a scanned profile; returns 'new', 'changed' or 'unchanged'.
 
-        An unchanged profile (same path, same sha256) adds nothing. A changed one keeps its old
+        An unchanged profile (same path, same sha256) adds nothing; a retired one that is back
+        counts as new. A changed one keeps its old
         citations and findings, marked superseded by this run, and adds the new ones. All of it
         commits atomically, so a killed scan leaves each profile either fully old or fully new.
         """
@@ -410,7 +416,8 @@ class Store:
 
         now = utcnow()
         existing = self.profile_row(profile.path)
-        if existing and _same_extraction(existing, profile):
+        returning = bool(existing and existing.get("removed_run") is not None)
+        if existing and not returning and _same_extraction(existing, profile):
             return "unchanged"
         with self.transaction():
             fields = {
@@ -424,6 +431,7 @@ class Store:
                 "sha256": profile.sha256,
                 "scanned_at": now,
                 "scan_run": run_id,
+                "removed_run": None,
             }
             if existing:
                 profile_id = int(existing["id"])
@@ -474,7 +482,28 @@ class Store:
                     for f in profile.findings
                 ],
             )
-        return "changed" if existing else "new"
+        return "changed" if existing and not returning else "new"
+
+    def active_profile_paths(self) -> list[str]:
+        """Paths of the profiles in the corpus (not retired)."""
+        return [
+            r["path"] for r in self.query("SELECT path FROM profiles WHERE removed_run IS NULL")
+        ]
+
+    def retire_profile(self, path: str, run_id: int) -> None:
+        """The profile's file is gone: its citations and findings stop being current (superseded
+        by ``run_id``) and the profile is marked removed. Nothing is deleted; a file that comes
+        back is stored as new."""
+        row = self.profile_row(path)
+        if row is None or row.get("removed_run") is not None:
+            return
+        with self.transaction():
+            for table in ("citations", "findings"):
+                self.db.execute(
+                    f"UPDATE {table} SET superseded_run = ? WHERE profile_id = ? AND superseded_run IS NULL",
+                    [run_id, row["id"]],
+                )
+            self.db.execute("UPDATE profiles SET removed_run = ? WHERE id = ?", [run_id, row["id"]])
 
     def current_citations(self, profile_path: str | None = None) -> list[dict[str, Any]]:
         """Current (not superseded) citations with their profile and URL rows joined in."""

@@ -255,7 +255,9 @@ def gather(
     samples = _snapshot_samples(store)
     rejected = rejected_captures(store)
     ignored = store.ignored()
-    profiles = {p["path"]: p for p in store.query("SELECT * FROM profiles")}
+    profiles = {
+        p["path"]: p for p in store.query("SELECT * FROM profiles WHERE removed_run IS NULL")
+    }
     findings = _findings(store)
 
     best_cache: dict[tuple[int, str | None], Mapping[str, Any] | None] = {}
