@@ -19,7 +19,7 @@ from support.checking import (
     settings_for,
     url_row,
 )
-from support.simweb import STANDARD_HOSTS, SimWeb
+from support.simweb import STANDARD_HOSTS, Host, SimWeb
 
 from citewatch.check.runner import plan_run
 from citewatch.config import Settings
@@ -216,6 +216,51 @@ def test_soft_404_host_probe_happens_once_per_host(everything: dict[str, Any]) -
     web: SimWeb = everything["web"]
     probes = [r for r in web.requests_to("soft.test") if "citewatch-" in r.path]
     assert len(probes) == 1
+
+
+def test_host_prints_are_reused_across_runs_for_a_week(make_simweb: Any, store: Store) -> None:
+    """The soft-404 host probe is kept: the next runs within 7 days send no random-path request,
+    and still see the soft-404 host for what it is; after 7 days the host is asked again."""
+    web = make_simweb(STANDARD_HOSTS())
+    soft, real, plain = (
+        "http://soft.test/missing/article",
+        "http://soft.test/ok/real",
+        "http://news.test/ok/page",
+    )
+    seed(store, [soft, real, plain])
+    start = datetime.now(UTC)
+
+    def run(at: datetime) -> tuple[dict[str, Any], int]:
+        web.log.clear()
+        result = check(store, settings_for(web, check_all=True), now=lambda: at)
+        random_paths = sum(1 for r in web.log if "citewatch-" in r.path)
+        return by_url(result), random_paths
+
+    first, asked = run(start)
+    assert asked == 2  # soft.test (a catch-all host) and news.test (a 404 host)
+    kept = store.query("SELECT origin, status FROM host_prints ORDER BY origin")
+    assert [(r["origin"], r["status"]) for r in kept] == [
+        ("http://news.test", 404),
+        ("http://soft.test", 200),
+    ]
+    again, asked = run(start + timedelta(days=6))
+    assert asked == 0
+    for url in (soft, real, plain):
+        assert again[url]["outcome"] == first[url]["outcome"]
+    assert again[soft]["outcome"] == "soft_404" and again[real]["outcome"] == "ok"
+    _, asked = run(start + timedelta(days=8))
+    assert asked == 2
+
+
+def test_an_inconclusive_host_probe_is_not_kept(make_simweb: Any, store: Store) -> None:
+    """A host whose answer to the random path is a passing failure (503) gives no print to keep:
+    the next run asks again."""
+    web = make_simweb({"shaky.test": Host(unknown_status=503)})
+    seed(store, ["http://shaky.test/ok/page"])
+    result = check(store, settings_for(web))
+    assert by_url(result)["http://shaky.test/ok/page"]["outcome"] == "ok"
+    assert any("citewatch-" in r.path for r in web.log)
+    assert store.query("SELECT count(*) AS n FROM host_prints")[0]["n"] == 0
 
 
 def test_dead_needs_k_failures_spanning_d(make_simweb: Any, store: Store) -> None:

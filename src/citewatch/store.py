@@ -289,8 +289,34 @@ def _m2_removed_profiles(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE profiles ADD COLUMN removed_run INTEGER REFERENCES runs(id)")
 
 
+def _m3_host_prints(db: sqlite_utils.Database) -> None:
+    """How each host answered a path that cannot exist (the soft-404 host probe), kept for reuse."""
+    db["host_prints"].create(
+        {
+            "id": int,
+            "origin": str,
+            "run_id": int,
+            "probed_at": str,
+            "status": int,
+            "final_url": str,
+            "title": str,
+            "sha1": str,
+            "length": int,
+            "redirected": int,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+        not_null={"origin", "probed_at", "status"},
+    )
+    db["host_prints"].create_index(["origin", "probed_at"])
+
+
 #: Numbered migrations; append only. ``schema_version`` is the number of the last one applied.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_initial, _m2_removed_profiles]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _m1_initial,
+    _m2_removed_profiles,
+    _m3_host_prints,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -483,6 +509,22 @@ class Store:
                 ],
             )
         return "changed" if existing and not returning else "new"
+
+    def host_prints(self, since: str) -> dict[str, dict[str, Any]]:
+        """origin → the newest host print probed at or after ``since``."""
+        rows = self.db.query(
+            "SELECT * FROM host_prints WHERE id IN (SELECT MAX(id) FROM host_prints"
+            " WHERE probed_at >= ? GROUP BY origin)",
+            [since],
+        )
+        return {row["origin"]: row for row in rows}
+
+    def save_host_prints(self, run_id: int, prints: Iterable[dict[str, Any]]) -> None:
+        """Append host prints (dicts with origin, probed_at, status and the page's fingerprint)."""
+        rows = [{"run_id": run_id, **row} for row in prints]
+        if rows:
+            with self.transaction():
+                self.db["host_prints"].insert_all(rows)
 
     def active_profile_paths(self) -> list[str]:
         """Paths of the profiles in the corpus (not retired)."""

@@ -39,7 +39,8 @@ path                        answer
 ``/endless/…``              200 with an endless chunked body
 ``/gzipbomb/…``             200, Content-Encoding gzip, 32 MiB of zeros in ~32 KiB
 ``/bigheaders/…``           200 with ~80 KiB of response headers
-anything else               404 (or, on a soft-404 host, the same 200 "Welcome" page)
+anything else               404 (on a soft-404 host, the same 200 "Welcome" page; on a host
+                            with ``unknown_status``, that status)
 =========================== ===============================================================
 
 Nothing here talks to anything but 127.0.0.1, and everything is bounded: the server stops itself
@@ -130,6 +131,8 @@ class Host:
     """Routed to a port nothing listens on (connection refused)."""
     hang: bool = False
     """Every request is read and never answered."""
+    unknown_status: int | None = None
+    """Unknown paths answer with this status instead of 404 (e.g. 503: broken error pages)."""
     latency: float | None = None
     routes: dict[str, Route] = field(default_factory=dict)
 
@@ -543,6 +546,8 @@ class SimWeb(BackgroundServer):
             return Reply(200, headers=headers, body=article(host, path))
         if config.soft404:
             return Reply(200, body=generic_page(host))
+        if config.unknown_status is not None:
+            return Reply(config.unknown_status, body=page("Error", "Something went wrong"))
         return Reply(404, body=page("404 Not Found", "Not Found"))
 
     def _count(self, host: str, path: str) -> int:

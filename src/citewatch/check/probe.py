@@ -16,7 +16,7 @@ import random
 import re
 import time
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -224,7 +224,10 @@ class Prober:
         *,
         now: Callable[[], datetime] | None = None,
         rng: random.Random | None = None,
+        prints: Mapping[str, HostPrint | None] | None = None,
     ) -> None:
+        """``prints`` are host prints already known (origin → print, None for a host that
+        answers missing paths with an error): those hosts are not probed again."""
         self.client = client
         self.scheduler = scheduler
         self.settings = settings
@@ -238,6 +241,9 @@ class Prober:
         #: Whole-exchange limit (connect + headers + body): a trickling server cannot hold us.
         self.total_timeout = max(settings.net.timeout * 2, 1.0)
         self._prints: dict[str, asyncio.Future[HostPrint | None]] = {}
+        self._known = dict(prints or {})
+        #: Host prints probed by this prober (conclusive ones only), for the store.
+        self.probed_prints: list[dict[str, object]] = []
         #: The client's pool, driven directly when the client is a plain one (see .direct).
         self._direct = DirectSender.for_client(
             client, REQUEST_HEADERS, head_limit=settings.max_header_bytes
@@ -549,6 +555,8 @@ class Prober:
     async def host_print(self, url: httpx.URL) -> HostPrint | None:
         """How ``url``'s host answers a path that cannot exist; probed once per origin, cached."""
         origin = f"{url.scheme}://{url.netloc.decode('ascii')}"
+        if origin in self._known:
+            return self._known[origin]
         future = self._prints.get(origin)
         if future is None:
             depth = max(1, len([part for part in url.path.split("/") if part]))
@@ -558,20 +566,36 @@ class Prober:
 
     async def _probe_host(self, origin: str, depth: int) -> HostPrint | None:
         path = "/".join(f"citewatch-{self.rng.getrandbits(64):016x}" for _ in range(depth))
+        probed_at = iso(self.now())
         try:
             attempt = await self._attempt(f"{origin}/{path}", host_probe=True)
         except Exception:  # a failed host probe only means "no evidence"
             return None
         result = attempt.result
-        if result.status is None or not 200 <= result.status < 300:
-            return None
-        return HostPrint(
-            final_url=result.final_url or "",
-            title=result.title,
-            sha1=result.sha1,
-            length=result.content_length,
-            redirected=bool(result.redirects),
+        if result.status is None or attempt.transient:
+            return None  # no answer, or a passing one (503, 429): no evidence, nothing to keep
+        fingerprint = None
+        if 200 <= result.status < 300:
+            fingerprint = HostPrint(
+                final_url=result.final_url or "",
+                title=result.title,
+                sha1=result.sha1,
+                length=result.content_length,
+                redirected=bool(result.redirects),
+            )
+        self.probed_prints.append(
+            {
+                "origin": origin,
+                "probed_at": probed_at,
+                "status": result.status,
+                "final_url": result.final_url,
+                "title": result.title,
+                "sha1": result.sha1,
+                "length": result.content_length,
+                "redirected": int(bool(result.redirects)),
+            }
         )
+        return fingerprint
 
 
 def _int(value: str | None) -> int | None:

@@ -40,10 +40,13 @@ from ..net import make_client
 from ..progress import Reporter
 from ..store import Store
 from ..verdict import Decision, Policy, counts, decide
+from .classify import HostPrint
 from .health import HealthMonitor
 from .probe import Prober, iso
 from .scheduler import Scheduler
 
+#: How long a host's answer to a never-existing path (the soft-404 host probe) is reused.
+HOST_PRINT_MAX_AGE = timedelta(days=7)
 #: Probe results are committed together, this many at a time…
 FLUSH_EVERY = 100
 #: …and never later than this many seconds after the first of them came in.
@@ -131,6 +134,25 @@ def plan_run(
             plan.targets.append(Target(row["id"], row["url"], row["host"] or ""))
     plan.targets = longest_first(store, plan.targets)
     return plan, rows
+
+
+def known_prints(store: Store, since: str) -> dict[str, HostPrint | None]:
+    """Host prints probed at or after ``since``: origin → print (None: the host answers a missing
+    path with an error, so no page of it can be its catch-all)."""
+    prints: dict[str, HostPrint | None] = {}
+    for origin, row in store.host_prints(since).items():
+        prints[origin] = (
+            HostPrint(
+                final_url=row["final_url"] or "",
+                title=row["title"],
+                sha1=row["sha1"],
+                length=row["length"],
+                redirected=bool(row["redirected"]),
+            )
+            if 200 <= row["status"] < 300
+            else None
+        )
+    return prints
 
 
 def longest_first(store: Store, targets: list[Target]) -> list[Target]:
@@ -420,7 +442,8 @@ async def _probe_all(
     scheduler: Scheduler[Target] = Scheduler(
         settings.net.concurrency, settings.per_host, settings.host_interval
     )
-    prober = Prober(client, scheduler, settings, now=clock)
+    since = iso(clock() - HOST_PRINT_MAX_AGE)
+    prober = Prober(client, scheduler, settings, now=clock, prints=known_prints(store, since))
     probed = 0
     rechecking: asyncio.Task[None] | None = None
     batch = CheckBatch(store, run_id)
@@ -506,3 +529,5 @@ async def _probe_all(
             monitor.canary_ok = False
             release_held()
         batch.flush()
+        if monitor.canary_ok:  # a print taken while our own network was in doubt is not kept
+            store.save_host_prints(run_id, prober.probed_prints)
