@@ -59,6 +59,17 @@ def test_dead_domains_do_not_make_a_healthy_network_degraded() -> None:
     assert monitor.status is NetworkHealth.OFFLINE and monitor.unreachable == 8
 
 
+def test_bad_certificates_are_the_hosts_problem_while_the_canary_answers() -> None:
+    """A small corpus with one expired certificate and one hanging host is not a degraded run."""
+    monitor = HealthMonitor("https://canary.test/")
+    monitor.observe("expired.test", Outcome.TLS_ERROR, got_answer=False)
+    monitor.observe("hang.test", Outcome.TIMEOUT, got_answer=False)
+    monitor.observe("up.test", Outcome.OK, got_answer=True)
+    assert (monitor.unreachable, monitor.status) == (1, NetworkHealth.OK)
+    monitor.canary_ok = False  # an intercepting proxy breaks every certificate, the canary's too
+    assert monitor.unreachable == 2
+
+
 def test_a_resolver_that_denies_nearly_every_name_is_our_problem() -> None:
     monitor = HealthMonitor("https://canary.test/")
     for i in range(10):

@@ -351,6 +351,27 @@ def test_head_first_falls_back_to_get(make_simweb: Any, store: Store) -> None:
     assert [r.method for r in web.log if r.path == "/head405/h"] == ["HEAD", "GET"]
 
 
+def test_head_first_still_reads_pages_for_soft_404s(make_simweb: Any, store: Store) -> None:
+    """--head must not turn soft-404 detection off: a 2xx page is read with GET; with the
+    soft-404 checks switched off (soft404_probe = false) the run is HEAD-only."""
+    web = make_simweb(STANDARD_HOSTS())
+    soft = [
+        "http://news.test/soft404/y",
+        "http://news.test/soft404-ar/y",
+        "https://soft.test/deep/x",
+    ]
+    seed(store, [*soft, "http://news.test/ok/y"])
+    items = by_url(check(store, settings_for(web, head_first=True)))
+    assert [items[u]["outcome"] for u in soft] == ["soft_404"] * 3
+    assert items["http://news.test/ok/y"]["outcome"] == "ok"
+    assert [r.method for r in web.log if r.path == "/ok/y"] == ["HEAD", "GET"]
+
+    web.log.clear()
+    quick = check(store, settings_for(web, head_first=True, soft404_probe=False, check_all=True))
+    assert by_url(quick)["http://news.test/ok/y"]["outcome"] == "ok"
+    assert {r.method for r in web.log if r.host != "canary.test"} == {"HEAD"}
+
+
 def test_network_down_judges_nothing(make_simweb: Any, store: Store, fake_dns: None) -> None:
     web = make_simweb()
     urls = [f"http://host{i}.test/ok/{i}" for i in range(40)]

@@ -2,9 +2,10 @@
 
 Two signals: the canary (``settings.canary_url``, the Wayback endpoint by default — any HTTP answer
 means reachable) and the share of distinct hosts that failed at connection level (timeout, DNS,
-refused/reset, TLS) with no HTTP answer at all. While the canary answers, our resolver demonstrably
-works, so a name that does not resolve is evidence about that host (link rot is full of expired
-domains), not about our network: DNS failures then stay out of the share.
+refused/reset, TLS) with no HTTP answer at all. While the canary answers, our resolver and our TLS
+path demonstrably work, so a name that does not resolve (link rot is full of expired domains) or a
+certificate that does not verify (expired, issued for another name) is evidence about that host,
+not about our network: such failures then stay out of the share.
 
 * canary down and (no host answered, or ≥ 80 % of hosts unreachable) → ``offline``: nothing is judged;
 * canary down but some hosts answer, or > 50 % of hosts unreachable → ``degraded``: connection-level
@@ -54,6 +55,7 @@ class HealthMonitor:
     _answered: set[str] = field(default_factory=set)
     _failed: set[str] = field(default_factory=set)
     _unresolved: set[str] = field(default_factory=set)
+    """Hosts whose name did not resolve or whose certificate did not verify (see above)."""
     streak: int = 0
     """Connection-level failures in a row (any HTTP answer resets it)."""
 
@@ -66,7 +68,8 @@ class HealthMonitor:
             self.streak = 0
         elif outcome in CONNECTION_FAILURES:
             if host not in self._answered:
-                (self._unresolved if outcome is Outcome.DNS_ERROR else self._failed).add(host)
+                own = outcome in (Outcome.DNS_ERROR, Outcome.TLS_ERROR)
+                (self._unresolved if own else self._failed).add(host)
             self.streak += 1
 
     @property
@@ -75,10 +78,11 @@ class HealthMonitor:
 
     @property
     def unreachable(self) -> int:
-        """Hosts that failed at connection level. Names that do not resolve count only while the
-        canary is down, or when they are over 80 % of the hosts seen (a broken or filtering
-        resolver says "no such name" for nearly everything; an old corpus with many expired
-        domains stays below that): then a DNS failure is no evidence that a site is gone."""
+        """Hosts that failed at connection level. Names that do not resolve and certificates
+        that do not verify count only while the canary is down, or when they are over 80 % of
+        the hosts seen (a broken or filtering resolver says "no such name" for nearly everything,
+        an intercepting proxy breaks every certificate; an old corpus with many expired domains
+        stays below that): then such a failure is no evidence about a site."""
         unresolved = len(self._unresolved)
         resolver_suspect = unresolved >= MIN_SUSPECT_NAMES and unresolved > 4 * len(self._answered)
         counted = not self.canary_ok or resolver_suspect

@@ -379,6 +379,11 @@ class Prober:
             if method == "HEAD" and exchange.status >= 400 and exchange.status != 429:
                 method = "GET"  # HEAD refused or mishandled (405, 403, 501…): ask properly
                 continue
+            if method == "HEAD" and 200 <= exchange.status < 300 and self.settings.soft404_probe:
+                # A page that says "not found" under a 200 can only be told by reading it: HEAD
+                # spared the redirect hops and error bodies, the page itself is read with GET.
+                method = "GET"
+                continue
             return await self._classify(url, exchange, hops, host_probe=host_probe)
 
     def _failed(
