@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from ..models import Citation, Finding, Profile
@@ -45,35 +45,52 @@ _FORMATS = {
 
 
 # -- discovery ------------------------------------------------------------------------------------
-def discover(paths: list[Path]) -> Iterator[Path]:
+#: The file the report writer keeps in every folder it writes (``citewatch.report.MANIFEST``): a
+#: folder holding it is a reports folder, never a corpus folder.
+REPORTS_MANIFEST = ".citewatch-reports.json"
+
+
+def discover(paths: list[Path], exclude: Iterable[Path] = ()) -> Iterator[Path]:
     """Files given directly, and files under folders recursively (sorted, deterministic).
 
-    Inside folders, skips hidden files and folders, the manifest ``corpus.toml``, ``README*`` and the
-    backups ``citewatch fix --write`` leaves (``*.bak``, ``*.bak.N``, ``*.orig``). Unknown extensions
-    are yielded: :func:`read_profile` turns them into a finding. Each file is yielded once.
+    Inside folders, skips hidden files and folders, the manifest ``corpus.toml``, ``README*``, the
+    backups ``citewatch fix --write`` leaves (``*.bak``, ``*.bak.N``, ``*.orig``), folders holding
+    a report manifest (``.citewatch-reports.json``: citewatch's own reports), and every file or
+    folder in ``exclude`` (compared as resolved paths; citewatch's own database and reports
+    folder). Exclusions apply to folder walks only: a path given in ``paths`` is always taken, as
+    the user asked for it. Unknown extensions are yielded: :func:`read_profile` turns them into a
+    finding. Each file is yielded once.
     """
+    excluded = frozenset(_resolved(Path(p)) for p in exclude)
     seen: set[Path] = set()
     for path in paths:
         if path.is_dir():
-            candidates: Iterator[Path] = _walk(path)
+            candidates: Iterator[Path] = _walk(path, excluded)
         else:
             candidates = iter([path])
         for file in candidates:
-            try:
-                key = file.resolve()
-            except OSError:
-                key = file.absolute()
+            key = _resolved(file)
             if key not in seen:
                 seen.add(key)
                 yield file
 
 
-def _walk(root: Path) -> Iterator[Path]:
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except OSError:
+        return path.absolute()
+
+
+def _walk(root: Path, excluded: frozenset[Path] = frozenset()) -> Iterator[Path]:
     """Files in path order (names sorted at each level), without recursion: deep trees cannot
-    overflow the stack, symlinked folders are not followed (no loops)."""
-    stack: list[tuple[Path, bool]] = [(root, True)]
+    overflow the stack, symlinked folders are not followed (no loops). Entries in ``excluded``
+    (resolved paths) are neither yielded nor walked."""
+    # Folders are only entered when they are not symlinks, so a resolved folder joined with an
+    # entry's name is that entry's resolved path, unless the entry is itself a symlink.
+    stack: list[tuple[Path, Path, bool]] = [(root, _resolved(root), True)]
     while stack:
-        path, is_dir = stack.pop()
+        path, real, is_dir = stack.pop()
         if not is_dir:
             yield path
             continue
@@ -88,10 +105,21 @@ def _walk(root: Path) -> Iterator[Path]:
                 folder = entry.is_dir(follow_symlinks=False)
             except OSError:
                 folder = False
+            if not folder and _is_skipped(entry.name):
+                continue
+            entry_real = real / entry.name
+            if excluded:
+                try:
+                    link = entry.is_symlink()
+                except OSError:
+                    link = False
+                if entry_real in excluded or (link and _resolved(path / entry.name) in excluded):
+                    continue
             if folder:
-                stack.append((path / entry.name, True))
-            elif not _is_skipped(entry.name):
-                stack.append((path / entry.name, False))
+                if not os.path.exists(os.path.join(entry.path, REPORTS_MANIFEST)):
+                    stack.append((path / entry.name, entry_real, True))
+            else:
+                stack.append((path / entry.name, entry_real, False))
 
 
 def _is_skipped(name: str) -> bool:
