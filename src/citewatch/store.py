@@ -748,6 +748,26 @@ class Store:
             )
         }
 
+    def ignore_rules(self) -> list[dict[str, Any]]:
+        """Every active ignore rule, one per URL (the latest reason wins, as in :meth:`ignored`):
+        url, reason, created_at (of that latest rule), and whether a current citation cites it."""
+        return self.query(
+            "SELECT i.url, i.reason, i.created_at, EXISTS (SELECT 1 FROM urls u JOIN citations ci"
+            " ON ci.url_id = u.id AND ci.superseded_run IS NULL WHERE u.url = i.url) AS cited"
+            " FROM ignores i WHERE i.removed_at IS NULL AND i.id = (SELECT max(i2.id) FROM ignores"
+            " i2 WHERE i2.url = i.url AND i2.removed_at IS NULL) ORDER BY i.url"
+        )
+
+    def remove_ignore(self, url: str) -> int:
+        """Lift the ignore rule(s) on ``url``: ``removed_at`` is set, the rows stay as history.
+        Returns how many active rules were lifted (0: the URL was not ignored)."""
+        with self.transaction():
+            cursor = self.db.execute(
+                "UPDATE ignores SET removed_at = ? WHERE url = ? AND removed_at IS NULL",
+                [utcnow(), url],
+            )
+        return int(cursor.rowcount)
+
 
 def _same_extraction(row: dict[str, Any], profile: Profile) -> bool:
     """Same bytes read the same way: a new --base-url or manifest entry re-extracts the profile."""
