@@ -194,7 +194,7 @@ def test_seed_format_replaces_each_dead_target_in_place_with_its_best_snapshot(s
     assert "<https://web.archive.org/web/20171017230858/https://www.alsouria.net/content/x>" in new
     assert "\n(/policy-analysis/potential-escalation-iraq-part-2-asaib-and-nujaba)\n" in new
     assert [u["url"] for u in result.unresolved] == [ESCALATION]
-    assert "no usable 2xx snapshot" in result.unresolved[0]["reason"]
+    assert "has not been asked" in result.unresolved[0]["reason"]  # no lookup, no capture known
     assert sorted(r["url"] for r in result.replaced) == sorted([HAYEK, NODE, PDF, TERRORISM])
     assert {r["snapshot"] for r in result.replaced if r["url"] == HAYEK} == {"20231020000000"}
     # Touches nothing but those URLs: undo the replacements and the file is byte-identical.
@@ -552,3 +552,32 @@ def test_an_unscanned_profile_is_an_error(store, tmp_path):
     path.write_text("x")
     with pytest.raises(ProfileNotScanned):
         plan_fix(store, path)
+
+
+def test_a_dead_link_without_a_snapshot_gets_an_honest_hint_never_save_page_now(store, tmp_path):
+    # Save Page Now is never asked to capture a dead URL (it would only archive the error page), so
+    # the hint is to ask the archive first, or — once it has answered — to look for the page elsewhere.
+    path = tmp_path / "p.md"
+    text = "<https://n.example/never-asked>\n<https://n.example/asked>\n<https://n.example/404s>\n"
+    scan(
+        store,
+        path,
+        text,
+        "markdown",
+        [
+            (f"<https://n.example/{name}>", f"https://n.example/{name}")
+            for name in ("never-asked", "asked", "404s")
+        ],
+    )
+    judge(store, "https://n.example/never-asked", "dead")
+    judge(store, "https://n.example/asked", "dead")
+    judge(store, "https://n.example/404s", "dead", [("20200101000000", 404)])
+    asked = store.query("SELECT id FROM urls WHERE url = ?", ["https://n.example/asked"])[0]["id"]
+    store.record_lookup(asked, store.begin_run("archive"), "cdx", "none")
+    reasons = {item["url"]: item["reason"] for item in plan_fix(store, path).unresolved}
+    assert "has not been asked" in reasons["https://n.example/never-asked"]
+    assert "run `citewatch archive`" in reasons["https://n.example/never-asked"]
+    for url in ("https://n.example/asked", "https://n.example/404s"):
+        assert reasons[url].startswith("no archived copy exists")
+        assert "new location or another source" in reasons[url]
+    assert not any("--save" in reason for reason in reasons.values())

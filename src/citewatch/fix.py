@@ -172,14 +172,38 @@ def _candidates(
         snap = snapshot_info(best, url, row["published"], wayback_url) if best else None
         replacement, kind = suggested_replacement(verdict, row["moved_to"], snap, fragment)
         if verdict in BROKEN_VERDICTS and replacement is None:
-            unresolved.append(
-                _entry(row, "no usable 2xx snapshot (try `citewatch archive --save`)")
-            )
+            unresolved.append(_entry(row, _no_snapshot_reason(store, row["url_id"])))
         elif kind == "moved" and include_moved and not is_web_url(replacement):
             unresolved.append(_entry(row, "moved, but the new location is not an http(s) URL"))
         elif replacement and (kind == "snapshot" or include_moved):
             candidates.append(_Candidate(row, replacement, kind, forms, snap))
     return candidates, unresolved
+
+
+#: Archive lookups that got an answer about the URL (``error`` is no answer).
+_ANSWERED_LOOKUPS = ("found", "none", "blocked")
+
+
+def _no_snapshot_reason(store: Store, url_id: int) -> str:
+    """Why a broken link has no replacement, with an honest next step.
+
+    Save Page Now is never the answer: citewatch does not ask it to capture dead URLs, and a capture
+    made now would only archive the error page.
+    """
+    answered = store.query(
+        "SELECT 1 FROM archive_lookups WHERE url_id = ? AND result IN (?, ?, ?)"
+        " UNION ALL SELECT 1 FROM snapshots WHERE url_id = ? LIMIT 1",
+        [url_id, *_ANSWERED_LOOKUPS, url_id],
+    )
+    if not answered:
+        return (
+            "no archived copy known yet: the Wayback Machine has not been asked about this URL "
+            "(run `citewatch archive`, then `fix` again)"
+        )
+    return (
+        "no archived copy exists (no usable 2xx snapshot in the Wayback Machine): find the page's "
+        "new location or another source"
+    )
 
 
 def _entry(row: Mapping[str, Any], reason: str) -> dict[str, Any]:
