@@ -26,8 +26,9 @@ def test_every_check_with_its_run_and_network_health(tmp_path):
         (corpus.run1, "gone", 410, "ok"),
         (corpus.run2, "gone", 410, "ok"),
     ]
+    # `confirmed` means something for dead only (False: one-shot); None for the rest.
     assert [(v["run_id"], v["verdict"], v["confirmed"]) for v in h["verdicts"]] == [
-        (corpus.run1, "alive", True),
+        (corpus.run1, "alive", None),
         (corpus.run2, "dead", False),
     ]
     assert h["verdict"] == "dead" and h["confirmed"] is False
@@ -67,3 +68,12 @@ def test_ignores_and_superseded_citations_are_part_of_the_trail(tmp_path):
         "citations/profile-test.txt",
         "citations/other.md",
     }
+
+
+def test_confirmed_is_only_given_for_dead_verdicts(tmp_path):
+    corpus = build_corpus(tmp_path)
+    failing = url_history(corpus.store, IGNORED)  # stored with confirmed=1, like every verdict
+    assert failing["verdict"] == "failing" and failing["confirmed"] is None
+    assert [(v["verdict"], v["confirmed"]) for v in failing["verdicts"]] == [("failing", None)]
+    dead = url_history(corpus.store, DEAD)
+    assert dead["verdict"] == "dead" and dead["confirmed"] is True

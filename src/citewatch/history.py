@@ -5,6 +5,9 @@ each check with the health of the network at the time, each verdict change, ever
 archive knows, each replay verification and archive lookup, every Save Page Now request, and the
 citations (current and superseded) that cite the URL.
 
+``confirmed`` (of the current verdict and of each verdict change) is True/False for ``dead`` only —
+False is a one-shot "dead (unconfirmed)" — and None for every other verdict, where it means nothing.
+
 The URL may be given as cited: it is looked up as typed, normalised, and — for a Wayback replay
 URL — as the original it is a capture of.
 """
@@ -73,6 +76,12 @@ def _check(row: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
+def confirmed_flag(verdict: str | None, confirmed: Any) -> bool | None:
+    """``confirmed`` means something only for ``dead`` (False: a one-shot verdict not yet backed by
+    enough failures over enough time); every other verdict is stored with 1, which says nothing."""
+    return bool(confirmed) if verdict == "dead" else None
+
+
 def url_history(store: Store, url: str) -> dict[str, Any] | None:
     """Everything known about ``url``; None when the database has never seen it."""
     row = find_url(store, url)
@@ -103,14 +112,16 @@ def url_history(store: Store, url: str) -> dict[str, Any] | None:
         "host": row["host"],
         "first_seen": row["first_seen"],
         "verdict": row["verdict"],
-        "confirmed": bool(row["confirmed"]),
+        "confirmed": confirmed_flag(row["verdict"], row["confirmed"]),
         "verdict_since": row["verdict_since"],
         "moved_to": row["moved_to"],
         "last_checked": row["last_checked"],
         "last_outcome": row["last_outcome"],
         "ignored": ignored,
         "checks": [_check(c) for c in checks],
-        "verdicts": [{**v, "confirmed": bool(v["confirmed"])} for v in verdicts],
+        "verdicts": [
+            {**v, "confirmed": confirmed_flag(v["verdict"], v["confirmed"])} for v in verdicts
+        ],
         "snapshots": store.query(
             "SELECT timestamp, original, status, mimetype, digest, length, first_seen_run"
             " FROM snapshots WHERE url_id = ? ORDER BY timestamp",
