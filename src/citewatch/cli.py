@@ -41,7 +41,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # one line per message, for logs
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,7 +198,15 @@ def _is_web_url(value: str) -> bool:
         return False
 
 
-def _open_store(path: str) -> Store:
+def _open_store(path: str, *, create: bool = False) -> Store:
+    """Open the database. Only ``scan`` and ``audit`` (which build the corpus) may create it: for
+    every other command a missing file is a mistyped ``--db``, and opening it would silently make
+    an empty database that reports "every citation is fine"."""
+    if not create and path != ":memory:" and not Path(path).exists():
+        raise fail(
+            f"no database at {path}: run `citewatch scan` or `citewatch audit` first "
+            "(or pass the right --db)"
+        )
     try:
         return Store.open(path)
     except SchemaTooNew as exc:
@@ -250,8 +258,10 @@ def do_scan(
     base_url: str | None,
     reporter: Reporter,
     keep_profiles: bool,
+    exclude: list[Path] | None = None,
 ) -> tuple[list[Profile], dict[str, int]]:
-    """Extract and store every profile under ``paths``; never raises for bad input."""
+    """Extract and store every profile under ``paths``; never raises for bad input. Folder walks
+    skip ``exclude`` (citewatch's own database and reports folder)."""
     from .extract import discover, read_profile
     from .extract.manifest import load_manifest
 
@@ -262,7 +272,7 @@ def do_scan(
             manifests.append((folder.resolve(), load_manifest(folder)))
         except ValueError as exc:
             raise fail(f"bad manifest in {folder}: {exc}") from exc
-    files = list(discover(paths))
+    files = list(discover(paths, exclude or ()))
     reporter.stage("scan", len(files))
     counts = {"profiles": 0, "new": 0, "changed": 0, "unchanged": 0, "removed": 0}
     counts |= {"citations": 0, "findings": 0}
@@ -282,27 +292,75 @@ def do_scan(
         if keep_profiles:
             kept.append(profile)
         reporter.advance()
-    for path in removed_profiles(store.active_profile_paths(), paths, seen):
+    for path in removed_profiles(store.active_profile_paths(), paths, seen, exclude):
         store.retire_profile(path, run_id)
         counts["removed"] += 1
     return kept, counts
 
 
-def removed_profiles(active: list[str], roots: list[Path], seen: set[str]) -> list[str]:
+def own_files(db: str, out_dir: str | None = None) -> list[Path]:
+    """What citewatch itself writes, which a folder scan must never read as profiles: the database
+    with its SQLite siblings (``-wal``, ``-shm``, ``-journal``) and, for ``audit``, the reports
+    folder."""
+    if db == ":memory:":
+        files = []
+    else:
+        database = Path(db).resolve()
+        files = [database] + [
+            database.with_name(database.name + suffix) for suffix in ("-wal", "-shm", "-journal")
+        ]
+    if out_dir is not None:
+        files.append(Path(out_dir).resolve())
+    return files
+
+
+def _refuse_reports_in_scanned_folder(paths: list[Path], out_dir: str) -> None:
+    """Reports written straight into a scanned folder would be read as profiles by the next audit
+    (inside a scanned folder, the reports folder is skipped; it cannot skip the folder itself)."""
+    target = Path(out_dir).resolve()
+    for path in paths:
+        if path.is_dir() and path.resolve() == target:
+            raise fail(
+                f"--out {out_dir} is a folder being scanned: its reports would be read as profiles "
+                "next time; write them elsewhere (e.g. a reports/ folder inside it)"
+            )
+
+
+def removed_profiles(
+    active: list[str], roots: list[Path], seen: set[str], exclude: list[Path] | None = None
+) -> list[str]:
     """Stored profiles that a scanned folder no longer holds: under one of the folders scanned,
     not found by this scan, and gone from disk (a file scanned by name once, that a folder scan
-    does not pick up, stays)."""
-    folders = [_display_path(root).as_posix() for root in roots if root.is_dir()]
+    does not pick up, stays) — or one of citewatch's own files, which a folder scan never reads
+    (an older citewatch stored its database and reports as profiles)."""
+    folders = [(_display_path(root).as_posix(), root) for root in roots if root.is_dir()]
+    excluded = {path.resolve() for path in exclude or ()}
     removed = []
     for path in active:
-        if path in seen or Path(path).exists():
+        if path in seen:
             continue
-        for folder in folders:
+        for folder, root in folders:
             inside = not path.startswith("/") if folder == "." else path.startswith(folder + "/")
             if inside:
-                removed.append(path)
+                if not Path(path).exists() or _own_file(Path(path), root, excluded):
+                    removed.append(path)
                 break
     return removed
+
+
+def _own_file(path: Path, root: Path, excluded: set[Path]) -> bool:
+    """Whether a folder walk of ``root`` skips ``path`` as citewatch's own (see ``discover``)."""
+    from .extract import REPORTS_MANIFEST
+
+    resolved, top = path.resolve(), root.resolve()
+    if resolved in excluded:
+        return True
+    for parent in resolved.parents:
+        if parent == top or not parent.is_relative_to(top):
+            break
+        if parent in excluded or (parent / REPORTS_MANIFEST).exists():
+            return True
+    return False
 
 
 def profile_json(profile: Profile) -> dict[str, Any]:
@@ -397,11 +455,13 @@ def scan(
     """Extract every cited URL (with line, anchor text, sentence, section, role) and store it."""
     _require_paths(paths)
     settings = _settings(config, db=db, base_url=base_url)
-    store = _open_store(settings.db)
+    store = _open_store(settings.db, create=True)
     reporter = _reporter(quiet, as_json)
     run_id = store.begin_run("scan", _argv(), settings.digest())
     try:
-        profiles, counts = do_scan(store, run_id, paths, settings.base_url, reporter, True)
+        profiles, counts = do_scan(
+            store, run_id, paths, settings.base_url, reporter, True, own_files(settings.db)
+        )
     finally:
         reporter.close()
     store.finish_run(run_id, counts=counts)
@@ -628,6 +688,18 @@ def print_archive_summary(result: Any) -> None:
     for key, value in result.summary.items():
         table.add_row(key.replace("_", " "), str(value))
     out.print(table)
+    print_dry_run_saves(result)
+
+
+def print_dry_run_saves(result: Any) -> None:
+    """``--dry-run``: the URLs a real run would ask Save Page Now to capture."""
+    would_save = [
+        item["url"] for item in result.urls if (item.get("save") or {}).get("status") == "dry_run"
+    ]
+    if would_save:
+        out.print(f"dry run: would request {len(would_save)} Save Page Now capture(s):")
+        for url in would_save:
+            out.print(f"  {url}", markup=False)
 
 
 @app.command()
@@ -767,13 +839,22 @@ def audit(
     )
     chosen = _formats(formats, settings)
     _require_paths(paths)
-    store = _open_store(settings.db)
+    _refuse_reports_in_scanned_folder(paths, settings.out)
+    store = _open_store(settings.db, create=True)
     reporter = _reporter(quiet, as_json)
     run_id = store.begin_run("audit", _argv(), settings.digest())
     from .report import gather, write_reports
 
     try:
-        profiles, scan_counts = do_scan(store, run_id, paths, settings.base_url, reporter, False)
+        profiles, scan_counts = do_scan(
+            store,
+            run_id,
+            paths,
+            settings.base_url,
+            reporter,
+            False,
+            own_files(settings.db, settings.out),
+        )
         checked = do_check(store, run_id, settings, reporter)
         archived = None
         if checked.network != "offline":
@@ -812,6 +893,8 @@ def audit(
         print_verdict_summary(checked.summary)
         print_broken(store, settings.one_shot)
         print_audit_summary(summary, scan_counts, checked, archived, settings.out, len(written))
+        if archived is not None:
+            print_dry_run_saves(archived)
     if quiet:  # otherwise the stages have already shown their messages on stderr
         for message in (checked.message, archived.message if archived else None):
             if message:
@@ -887,11 +970,12 @@ def fix(
     except ProfileNotScanned as exc:
         raise fail(str(exc)) from exc
     backup = None
-    if write and result.diff:
+    refused = result.refused if write else None  # a refusal is about writing: --write only
+    if write and result.diff and not refused:
         try:
             backup = write_fix(result, path)
-        except FixRefused as exc:
-            raise fail(str(exc)) from exc
+        except FixRefused as exc:  # the file changed while the fix was being planned
+            refused = result.refused = str(exc)
     if as_json:
         _emit_json(
             {
@@ -901,14 +985,14 @@ def fix(
                 "unresolved": result.unresolved,
                 "already_fixed": result.already_fixed,
                 "refused": result.refused,
-                "written": bool(write and result.diff),
+                "written": backup is not None,
                 "backup": str(backup) if backup else None,
             }
         )
     else:
         sys.stdout.write(result.diff)
-        if result.refused:
-            err.print(f"warning: {result.refused}", markup=False)
+        if result.refused and not write:
+            err.print(f"warning: --write would be refused: {result.refused}", markup=False)
         if result.already_fixed:
             err.print(
                 f"{len(result.already_fixed)} citation(s) already point at their archived copy",
@@ -919,13 +1003,15 @@ def fix(
                 f"not fixed: line {item.get('line')}: {item.get('url')}: {item.get('reason')}",
                 markup=False,
             )
-        if write:
+        if write and not refused:
             err.print(
                 f"rewrote {path} ({len(result.replaced)} links; backup {backup})"
                 if backup
                 else "nothing to change",
                 markup=False,
             )
+    if refused:
+        raise fail(f"not written: {refused}")
 
 
 @app.command()
@@ -949,9 +1035,19 @@ def history(
     print_history(data)
 
 
+def _verdict_label(row: dict[str, Any]) -> str:
+    """The verdict as the reports name it: a one-shot dead verdict is "dead (unconfirmed)"."""
+    verdict = str(row.get("verdict"))
+    return (
+        f"{verdict} (unconfirmed)"
+        if verdict == "dead" and row.get("confirmed") is False
+        else verdict
+    )
+
+
 def print_history(data: dict[str, Any]) -> None:
     """Tables of the evidence; every cell is plain text (profile text may look like rich markup)."""
-    header = Text(f"{data.get('url')}  verdict: {data.get('verdict')}", style="bold")
+    header = Text(f"{data.get('url')}  verdict: {_verdict_label(data)}", style="bold")
     if data.get("moved_to"):
         header.append(f"  → {data['moved_to']}")
     if data.get("ignored"):
@@ -965,8 +1061,8 @@ def print_history(data: dict[str, Any]) -> None:
         ),
         (
             "Verdict changes",
-            data.get("verdicts") or [],
-            ["changed_at", "run_id", "verdict", "confirmed", "moved_to"],
+            [{**v, "verdict": _verdict_label(v)} for v in data.get("verdicts") or []],
+            ["changed_at", "run_id", "verdict", "moved_to"],
         ),
         (
             "Known captures",
@@ -1008,22 +1104,125 @@ def print_history(data: dict[str, Any]) -> None:
 
 @app.command()
 def ignore(
-    url: Annotated[str, typer.Argument(help="URL to treat as a known false positive.")],
-    reason: Annotated[str, typer.Option("--reason", help="Why (shown in reports).")],
+    url: Annotated[
+        str | None, typer.Argument(help="URL to treat as a known false positive (one exact URL).")
+    ] = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why (shown in reports); needed to add.")
+    ] = None,
+    remove: Annotated[
+        bool, typer.Option("--remove", help="Lift the ignore on URL (its history is kept).")
+    ] = False,
+    list_rules: Annotated[
+        bool, typer.Option("--list", help="List the active ignores (and the config's globs).")
+    ] = False,
+    as_json: JsonOpt = False,
     db: DbOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Record a false-positive override: the URL is not checked and reports say why."""
+    """Record a false-positive override (the URL is not checked and reports say why); --list the
+    overrides, or --remove one."""
+    settings = _settings(config, db=db)
+    if list_rules:
+        if url is not None or reason is not None or remove:
+            raise fail("ignore --list takes no URL, --reason or --remove")
+        store = _open_store(settings.db)
+        print_ignores(store.ignore_rules(), settings.ignore, as_json)
+        return
+    if url is None:
+        raise fail("ignore: give a URL (or --list to see the ignores)")
+    if remove:
+        if reason is not None:
+            raise fail("ignore --remove takes no --reason")
+        store = _open_store(settings.db)
+        lifted = sum(store.remove_ignore(form) for form in _ignore_forms(url))
+        if not lifted:
+            raise fail(f"{url} is not ignored in {settings.db} (see `citewatch ignore --list`)")
+        if as_json:
+            _emit_json({"url": url, "ignored": False, "removed": lifted})
+        else:
+            out.print(
+                f"no longer ignoring {url}; it is checked again from the next run", markup=False
+            )
+        return
+    if reason is None or not reason.strip():
+        raise fail("ignore: --reason is required: say why this URL is a false positive")
+    store = _open_store(settings.db)
+    # A cited URL may itself hold a '*'; anything else with one is a pattern, which ignore rules
+    # never match (they are exact URLs): the config's `ignore` globs are the place for patterns.
+    if "*" in url and not any(_is_cited(store, form) for form in _ignore_forms(url)):
+        raise fail(
+            f"ignore takes one exact URL, not a pattern: {url}; for patterns use the `ignore` "
+            f'glob list in citewatch.toml, e.g. ignore = ["{url.strip()}"] (see docs/cli.md)'
+        )
     from .urls import InvalidURL, resolve
 
-    settings = _settings(config, db=db)
     try:
-        normalised = resolve(url, None).url
+        normalised = resolve(url.strip(), None).url
     except InvalidURL as exc:
         raise fail(str(exc)) from exc
-    store = _open_store(settings.db)
+    cited = _is_cited(store, normalised)
+    if not cited:
+        err.print(
+            f"warning: {normalised} is not cited by any current profile in {settings.db}; "
+            "ignoring it anyway (is it spelt as cited? `citewatch history URL` shows a stored URL)",
+            markup=False,
+        )
     store.add_ignore(normalised, reason)
-    out.print(f"ignoring {normalised}: {reason}", markup=False)
+    if as_json:
+        _emit_json({"url": normalised, "reason": reason, "ignored": True, "cited": cited})
+    else:
+        out.print(f"ignoring {normalised}: {reason}", markup=False)
+
+
+def _ignore_forms(url: str) -> list[str]:
+    """The URL as given and normalised (last), as ignore rules store it."""
+    from .urls import InvalidURL, resolve
+
+    given = url.strip()
+    try:
+        normalised = resolve(given, None).url
+    except InvalidURL:
+        return [given]
+    return list(dict.fromkeys([given, normalised]))
+
+
+def _is_cited(store: Store, url: str) -> bool:
+    """Whether a current citation cites ``url`` (as stored: normalised)."""
+    return bool(
+        store.query(
+            "SELECT 1 FROM urls u WHERE u.url = ? AND EXISTS (SELECT 1 FROM citations ci"
+            " WHERE ci.url_id = u.id AND ci.superseded_run IS NULL)",
+            [url],
+        )
+    )
+
+
+def print_ignores(rules: list[dict[str, Any]], patterns: list[str], as_json: bool) -> None:
+    """The active ignore rules (``citewatch ignore``) and the config's ``ignore`` globs."""
+    if as_json:
+        _emit_json(
+            {
+                "ignores": [{**rule, "cited": bool(rule["cited"])} for rule in rules],
+                "patterns": list(patterns),
+            }
+        )
+        return
+    table = Table(title=f"Ignored URLs ({len(rules)})", title_justify="left")
+    for column in ("URL", "reason", "since", "cited"):
+        table.add_column(column, overflow="fold")
+    for rule in rules:
+        table.add_row(
+            Text(rule["url"]),
+            Text(rule["reason"] or ""),
+            Text(rule["created_at"] or ""),
+            "yes" if rule["cited"] else "no",
+        )
+    out.print(table)
+    if patterns:
+        out.print("ignore globs from the config (`ignore` in citewatch.toml):")
+        for pattern in patterns:
+            out.print(f"  {pattern}", markup=False)
 
 
 EXIT_INTERNAL = 4
