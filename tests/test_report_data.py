@@ -102,7 +102,8 @@ def test_corpus_summary(tmp_path):
     assert s["link_rot"] == {"dead_source_urls": 4, "judged_source_urls": 7}
     assert s["link_rot_rate"] == round(4 / 7, 4)
     assert (s["archived_urls"], s["archive_coverage"]) == (3, 0.3)
-    assert s["roles"]["source"]["citations"] == 12 and s["roles"]["navigation"]["citations"] == 2
+    # The javascript: (source) and mailto: (navigation) links are skipped: they count under no role.
+    assert s["roles"]["source"]["citations"] == 11 and s["roles"]["navigation"]["citations"] == 1
     assert s["roles"]["navigation"]["urls"] == 1  # the mailto link has no URL to check
     assert "media" not in s["roles"]
     assert s["broken_citations"] == 4  # two dead in profile-test, the unconfirmed one, other.md's

@@ -93,7 +93,52 @@ def test_markdown_profile_shows_each_citations_provenance(reports):
     assert f"- **Suggested replacement:** [{md_text(replay)}](<{replay}>) (best snapshot)" in block
     assert "17 days before citing" in block
     assert f"- **Evidence:** `citewatch history {DEAD}`" in block
-    assert "**none: no usable snapshot**" in md
+    # Dead with no snapshot, and the archive never asked: no archived copy known *yet*.
+    # Save Page Now is never asked for a dead URL (it would only archive the 404), so the report
+    # must not send the reader there.
+    no_copy = md.split("### 2. line 12")[1].split("### 3.")[0]
+    assert (
+        "- **Suggested replacement:** **none: no archived copy known yet** — the Wayback Machine "
+        "has not been asked about this URL (run citewatch archive); otherwise look for the page's "
+        "new location or another source"
+    ) in no_copy
+    assert "--save" not in md and "--save" not in (out / "index.html").read_text()
+
+
+def test_a_dead_link_the_archive_has_no_copy_of_sends_the_reader_elsewhere(tmp_path):
+    corpus = build_corpus(tmp_path)
+    url_id = corpus.store.query("SELECT id FROM urls WHERE url = ?", [DEAD_NO_SNAPSHOT])[0]["id"]
+    corpus.store.record_lookup(url_id, corpus.run2, "cdx", "none", 0, None)
+    out = tmp_path / "reports"
+    write_reports(corpus.store, out, run_id=corpus.run2)
+    md = (out / "profile-test.md").read_text()
+    no_copy = md.split("### 2. line 12")[1].split("### 3.")[0]
+    assert (
+        "- **Suggested replacement:** **none: no archived copy is known** — look for the page's "
+        "new location or another source"
+    ) in no_copy
+    assert "| 12 | the report |" in md and "**no archived copy known**" in md
+    page = (out / "profile-test.html").read_text()
+    assert "<strong>no archived copy is known</strong>" in page
+    assert "look for the page&#39;s new location or another source" in page
+    rows = list(csv.DictReader(io.StringIO((out / "citations.csv").read_text())))
+    row = next(r for r in rows if r["cited_url"] == DEAD_NO_SNAPSHOT)
+    assert row["suggested_replacement"] == "" and row["replacement_note"] == (
+        "no archived copy is known: look for the page's new location or another source"
+    )
+    assert "--save" not in md + page
+
+
+def test_profile_pages_do_not_count_skipped_links_as_sources(reports):
+    out, _ = reports
+    # profile-test: 12 citations; 10 have role "source", one of them the javascript: link (skipped).
+    md = (out / "profile-test.md").read_text()
+    assert "**12 citations** (9 sources)" in md
+    page = (out / "profile-test.html").read_text()
+    assert '<div class="cw-sub">9 sources</div>' in page
+    doc = json.loads((out / "citations.json").read_text())
+    profile = next(p for p in doc["profiles"] if p["slug"] == "profile-test")
+    assert (profile["citations"], profile["sources"]) == (12, 9)
 
 
 def test_markdown_never_lets_profile_text_become_markup_or_links(reports):

@@ -55,6 +55,14 @@ COLUMNS: tuple[str, ...] = (
     "drift_similarity",
     "evidence",
     "published",
+    # Added later: new columns go at the end, so existing column positions never change.
+    "broken_reason",
+    "cited_capture_state",
+    "cited_capture_checked_at",
+    "cited_capture_http_status",
+    "cited_capture_served_timestamp",
+    "cited_capture_label",
+    "replacement_note",
 )
 
 
@@ -70,6 +78,7 @@ def neutralise(value: Any) -> Any:
 
 def citation_row(c: CitationRecord) -> dict[str, Any]:
     s = c.best_snapshot
+    cc = c.cited_capture
     return {
         "profile": c.profile,
         "line": c.line,
@@ -104,6 +113,13 @@ def citation_row(c: CitationRecord) -> dict[str, Any]:
         "drift_similarity": c.drift.similarity if c.drift else None,
         "evidence": c.evidence,
         "published": c.published,
+        "broken_reason": c.broken_reason,
+        "cited_capture_state": cc.state if cc else None,
+        "cited_capture_checked_at": cc.checked_at if cc else None,
+        "cited_capture_http_status": cc.http_status if cc else None,
+        "cited_capture_served_timestamp": cc.served_timestamp if cc else None,
+        "cited_capture_label": cc.label() if cc else None,
+        "replacement_note": c.replacement_note,
     }
 
 

@@ -6,8 +6,11 @@ reports in seconds.
 
 Definitions used throughout (also in docs/reports.md):
 
-- **broken citation**: the URL's verdict is ``dead`` (confirmed or one-shot), the citation is not itself
-  an archive link, and the URL is not ignored.
+- **broken citation**: not ignored, and either the URL's verdict is ``dead`` (confirmed or one-shot) and
+  the citation is not itself an archive link, or the citation is a Wayback link whose cited capture is
+  known not to replay (the newest replay that got an answer from the archive found no capture, a
+  "page not found" capture or a non-2xx capture). A replay that got no answer (rate limit, 5xx,
+  archive unreachable) is no evidence: such a link is "not verified", never broken.
 - **link-rot rate**: distinct URLs cited as ``source`` whose verdict is ``dead``, divided by the distinct
   source URLs that could be judged (verdict ``alive``, ``moved``, ``failing`` or ``dead``; ``blocked``,
   ``skipped``, ignored and ``unchecked`` URLs are left out because nothing is known about them).
@@ -87,6 +90,102 @@ class CaptureInfo:
         return text
 
 
+#: Replay states of a capture (see :func:`replay_state`): the capture replays…
+REPLAYS = frozenset({"verified", "redirected"})
+#: …or it is known not to (the archive answered, and the answer is about the capture).
+DOES_NOT_REPLAY = frozenset({"not_archived", "soft_404", "bad_capture"})
+#: A cited capture never replayed, or whose replays all went unanswered (rate limit, 5xx…).
+NOT_VERIFIED = "not_verified"
+#: Display order of cited captures' states.
+CITED_CAPTURE_STATES: tuple[str, ...] = (
+    "verified",
+    "redirected",
+    "not_archived",
+    "soft_404",
+    "bad_capture",
+    NOT_VERIFIED,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CitedCapture:
+    """What replaying the capture a Wayback citation points at showed (``snapshot_checks``)."""
+
+    timestamp: str
+    """The capture as cited."""
+    state: str
+    """``verified``, ``redirected`` (the archive serves the nearest capture), ``not_archived``,
+    ``soft_404`` (a captured "page not found"), ``bad_capture`` (the capture served is not a 2xx
+    page) or ``not_verified`` (never replayed, or no replay got an answer)."""
+    checked_at: str | None
+    """When the replay that decided the state ran (for ``not_verified``: the last attempt, if any)."""
+    http_status: int | None
+    served_timestamp: str | None
+    """The capture the archive actually served (its Memento-Datetime)."""
+    detail: str | None
+    """The archive's error, the soft-404 reason, or why the last attempt proved nothing."""
+
+    @property
+    def replays(self) -> bool:
+        return self.state in REPLAYS
+
+    @property
+    def fails(self) -> bool:
+        """True when the cited capture is known not to replay (never for an unanswered replay)."""
+        return self.state in DOES_NOT_REPLAY
+
+    def _when(self) -> str:
+        return f"checked {self.checked_at[:10]}" if self.checked_at else ""
+
+    def _failure(self) -> str:
+        when = self._when()
+        if self.state == "not_archived":
+            extra = ", ".join(
+                x for x in (f"HTTP {self.http_status}" if self.http_status else "", when) if x
+            )
+            return f"the archive has no capture at {self.timestamp}" + (
+                f" ({extra})" if extra else ""
+            )
+        if self.state == "soft_404":
+            what = f" ({self.detail})" if self.detail else ""
+            return f'the capture is a "page not found" page{what}' + (f", {when}" if when else "")
+        served = self.served_timestamp or self.timestamp
+        status = f"HTTP {self.http_status}" if self.http_status is not None else "an error"
+        return f"the capture served ({served}) is {status}, not a page" + (
+            f", {when}" if when else ""
+        )
+
+    def label(self) -> str:
+        """One line for a reviewer: does the cited archive link work, and how do we know."""
+        when = self._when()
+        if self.state == "verified":
+            return "replays: the cited capture was verified" + (f" ({when})" if when else "")
+        if self.state == "redirected":
+            served = (
+                f"the nearest capture, {self.served_timestamp}"
+                if self.served_timestamp
+                else "another capture"
+            )
+            return f"replays, but the archive serves {served}, not the one cited" + (
+                f" ({when})" if when else ""
+            )
+        if self.fails:
+            return "does not replay: " + self._failure()
+        if self.checked_at:
+            why = f": {self.detail}" if self.detail else ""
+            return (
+                f"not verified: the last replay attempt ({self.checked_at[:10]}) got no answer"
+                f" from the archive{why}"
+            )
+        return (
+            "not verified: the cited capture has never been replayed (citewatch archive replays it)"
+        )
+
+    def reason(self) -> str | None:
+        """Why the citation is broken, when the capture does not replay."""
+        return "the cited archive link does not replay: " + self._failure() if self.fails else None
+
+
 @dataclass(frozen=True, slots=True)
 class CitationRecord:
     """One citation with everything a reviewer needs about it."""
@@ -133,12 +232,73 @@ class CitationRecord:
     drift: Drift | None
     evidence: str | None
     """The command that prints the URL's full evidence trail."""
+    cited_capture: CitedCapture | None
+    """For a citation that is itself a Wayback link: what replaying the cited capture showed."""
+    archive_asked: bool
+    """The Wayback Machine answered a lookup of the URL (found, none, blocked), or captures are known."""
 
     @property
     def broken(self) -> bool:
-        return (
-            self.verdict in BROKEN_VERDICTS and not self.archived_timestamp and self.ignored is None
-        )
+        if self.ignored is not None:
+            return False
+        if self.archived_timestamp:
+            return self.cited_capture is not None and self.cited_capture.fails
+        return self.verdict in BROKEN_VERDICTS
+
+    @property
+    def broken_reason(self) -> str | None:
+        """Why the citation is broken (None when it is not)."""
+        if not self.broken:
+            return None
+        if self.cited_capture is not None and self.archived_timestamp:
+            return self.cited_capture.reason()
+        text = f"the cited URL is {self.verdict_label}"
+        if self.last_outcome:
+            last = self.last_outcome + (
+                f" · HTTP {self.last_status}" if self.last_status is not None else ""
+            )
+            text += f" (last check: {last})"
+        return text
+
+    @property
+    def checkable(self) -> bool:
+        """False for a skipped link (``mailto:``, ``javascript:``…): recorded, never checked."""
+        return self.url is not None and not self.skip_reason
+
+    @property
+    def attention_label(self) -> str:
+        """The verdict, or what is wrong with a cited archive link (tables of broken citations)."""
+        if self.archived_timestamp and self.cited_capture is not None and self.cited_capture.fails:
+            return "archive link does not replay"
+        return self.verdict_label
+
+    @property
+    def replacement_note(self) -> str:
+        """What the suggested replacement is, or why there is none (the same words in every format).
+
+        With no archived copy, Save Page Now is never the answer: it is not asked for dead URLs, and
+        a capture made now would only archive the error page.
+        """
+        cited = self.cited_capture if self.archived_timestamp else None
+        if self.replacement is not None:
+            if cited is not None:
+                return "best snapshot of the original URL (the cited capture does not replay)"
+            return (
+                "best snapshot" if self.replacement_kind == "snapshot" else "new location (moved)"
+            )
+        if cited is not None and not cited.fails:
+            if cited.replays:
+                return "none needed: the cited archive link replays"
+            return "none suggested: the cited archive link is not verified"
+        if not self.broken:
+            return "none needed"
+        if not self.archive_asked:
+            return (
+                "no archived copy known yet: the Wayback Machine has not been asked about this URL"
+                " (run citewatch archive); otherwise look for the page's new location or another"
+                " source"
+            )
+        return "no archived copy is known: look for the page's new location or another source"
 
     @property
     def location(self) -> str:
@@ -179,6 +339,11 @@ class ProfileGroup:
     @property
     def broken(self) -> int:
         return sum(1 for c in self.citations if c.broken)
+
+    @property
+    def sources(self) -> int:
+        """Citations used as evidence: role ``source``, and checkable (a skipped link is no source)."""
+        return sum(1 for c in self.citations if c.role == "source" and c.checkable)
 
     @property
     def by_verdict(self) -> dict[str, int]:
@@ -253,7 +418,14 @@ def gather(
     snapshots = _grouped(store, "SELECT * FROM snapshots ORDER BY url_id, timestamp")
     captures = _grouped(store, "SELECT * FROM captures ORDER BY url_id, requested_at, id")
     samples = _snapshot_samples(store)
-    rejected = rejected_captures(store)
+    replays = replay_evidence(store)
+    asked = {
+        r["url_id"]
+        for r in store.db.query(
+            "SELECT DISTINCT url_id FROM archive_lookups WHERE result IN ('found', 'none', 'blocked')"
+        )
+    } | set(snapshots)
+    rejected = _rejected(replays, snapshots)
     ignored = store.ignored()
     profiles = {
         p["path"]: p for p in store.query("SELECT * FROM profiles WHERE removed_run IS NULL")
@@ -272,6 +444,10 @@ def gather(
                     snapshots.get(url_id, ()), row["published"], rejected.get(url_id, ())
                 )
             best = best_cache[key]
+        cited = None
+        if row["archived_timestamp"] and url_id is not None:
+            timestamp = str(row["archived_timestamp"])
+            cited = cited_capture(timestamp, *replays.get((url_id, timestamp), (None, None)))
         record = _citation_record(
             row,
             latest.get(url_id),
@@ -281,6 +457,8 @@ def gather(
             captures.get(url_id, ()),
             ignored,
             wayback_url,
+            cited,
+            url_id in asked,
         )
         by_profile[row["path"]].append(record)
 
@@ -321,18 +499,119 @@ def _latest_ok_checks(store: Store) -> dict[int, dict[str, Any]]:
     return {r["url_id"]: r for r in store.db.query(sql)}
 
 
-def rejected_captures(store: Store, url_id: int | None = None) -> dict[int, set[str]]:
-    """url_id → capture timestamps whose latest replay check found a soft-404: never suggested."""
+def replay_state(row: Mapping[str, Any]) -> str | None:
+    """What one ``snapshot_checks`` row says about the capture asked for (the rule of
+    ``archive.runner``: ``rejected_timestamps`` and its replay cache):
+
+    ``verified`` / ``redirected`` (a 2xx page came back: the capture asked for, or the nearest),
+    ``soft_404``, ``not_archived`` (HTTP 404 with no Memento-Datetime: the archive has no such
+    capture), ``bad_capture`` (a capture was served, but it is not a 2xx page) — or None when the
+    archive gave no answer about the capture (a 5xx that stayed, a redirect loop…): no evidence.
+
+    >>> replay_state({"timestamp": "20171017230858", "status": 404, "memento_datetime": None, "soft_404": 0})
+    'not_archived'
+    >>> replay_state({"timestamp": "20171017230858", "status": 503, "memento_datetime": None, "soft_404": 0})
+    """
+    status, memento = row.get("status"), row.get("memento_datetime")
+    if row.get("soft_404"):
+        return "soft_404"
+    if status == 404 and not memento:
+        return "not_archived"
+    try:
+        ok = status is not None and 200 <= int(status) < 300
+    except (TypeError, ValueError):
+        ok = False
+    if ok:
+        asked = str(row.get("timestamp") or "")
+        memento = str(memento or "")
+        same = memento == asked if len(asked) >= 14 else bool(memento) and memento.startswith(asked)
+        return "verified" if same else "redirected"
+    if memento:
+        return "bad_capture"
+    return None
+
+
+#: (url_id, timestamp) → (the newest replay with an answer about the capture, the newest of all).
+ReplayEvidence = dict[tuple[int, str], tuple[dict[str, Any] | None, dict[str, Any] | None]]
+
+
+def replay_evidence(store: Store, url_id: int | None = None) -> ReplayEvidence:
+    """Every replayed capture's newest conclusive check and newest check, in one query."""
     sql = (
-        "SELECT url_id, timestamp FROM (SELECT url_id, timestamp, soft_404, ROW_NUMBER() OVER"
-        " (PARTITION BY url_id, timestamp ORDER BY checked_at DESC, id DESC) AS rn"
-        " FROM snapshot_checks" + (" WHERE url_id = ?" if url_id is not None else "") + ")"
-        " WHERE rn = 1 AND soft_404 = 1"
+        "SELECT id, url_id, timestamp, checked_at, status, memento_datetime, soft_404, error"
+        " FROM snapshot_checks"
+        + (" WHERE url_id = ?" if url_id is not None else "")
+        + " ORDER BY checked_at, id"
     )
+    evidence: ReplayEvidence = {}
+    for row in store.db.query(sql, [url_id] if url_id is not None else []):
+        key = (row["url_id"], str(row["timestamp"]))
+        decisive, _ = evidence.get(key, (None, None))
+        if replay_state(row) is not None:
+            decisive = row
+        evidence[key] = (decisive, row)
+    return evidence
+
+
+def cited_capture(
+    timestamp: str, decisive: Mapping[str, Any] | None, latest: Mapping[str, Any] | None
+) -> CitedCapture:
+    """A cited Wayback link's capture as the newest conclusive replay left it (else not verified)."""
+    row = decisive or latest
+    state = (replay_state(decisive) if decisive else None) or NOT_VERIFIED
+    if row is None:
+        return CitedCapture(timestamp, state, None, None, None, None)
+    detail = row.get("error")
+    if state == NOT_VERIFIED and not detail and row.get("status") is not None:
+        detail = f"the archive answered HTTP {row['status']}"
+    return CitedCapture(
+        timestamp=timestamp,
+        state=state,
+        checked_at=row.get("checked_at"),
+        http_status=row.get("status"),
+        served_timestamp=row.get("memento_datetime"),
+        detail=detail,
+    )
+
+
+def _rejected(
+    evidence: ReplayEvidence, snapshots: Mapping[int, Sequence[Mapping[str, Any]]]
+) -> dict[int, set[str]]:
+    """url_id → capture timestamps whose newest conclusive replay showed they do not replay (a
+    soft-404, no capture, a non-2xx capture), plus the captures with the same digest as a soft-404
+    one (the same "not found" page) unless their own newest replay was fine."""
     rejected: dict[int, set[str]] = defaultdict(set)
-    for r in store.db.query(sql, [url_id] if url_id is not None else []):
-        rejected[r["url_id"]].add(str(r["timestamp"]))
+    soft: dict[int, set[str]] = defaultdict(set)
+    fine: dict[int, set[str]] = defaultdict(set)
+    for (url_id, timestamp), (decisive, _latest) in evidence.items():
+        state = replay_state(decisive) if decisive else None
+        if state in DOES_NOT_REPLAY:
+            rejected[url_id].add(timestamp)
+        if state == "soft_404":
+            soft[url_id].add(timestamp)
+        elif state in REPLAYS:
+            fine[url_id].add(timestamp)
+    for url_id, stamps in soft.items():
+        rows = snapshots.get(url_id, ())
+        digests = {r["digest"] for r in rows if str(r["timestamp"]) in stamps and r["digest"]}
+        rejected[url_id] |= {
+            str(r["timestamp"])
+            for r in rows
+            if r["digest"] in digests and str(r["timestamp"]) not in fine[url_id]
+        }
     return rejected
+
+
+def rejected_captures(store: Store, url_id: int | None = None) -> dict[int, set[str]]:
+    """url_id → capture timestamps never to suggest: their newest conclusive replay check found a
+    soft-404, no capture or a non-2xx capture (and same-digest copies of a soft-404)."""
+    sql = "SELECT url_id, timestamp, digest FROM snapshots" + (
+        " WHERE url_id = ?" if url_id is not None else ""
+    )
+    snapshots: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for row in store.db.query(sql, [url_id] if url_id is not None else []):
+        snapshots[row["url_id"]].append(row)
+    return _rejected(replay_evidence(store, url_id), snapshots)
 
 
 def usable_best_snapshot(
@@ -421,6 +700,8 @@ def _citation_record(
     captures: Sequence[Mapping[str, Any]],
     ignored: Mapping[str, str],
     wayback_url: str,
+    cited: CitedCapture | None = None,
+    archive_asked: bool = False,
 ) -> CitationRecord:
     url = row["url"]
     verdict = row["verdict"] or ("skipped" if row["skip_reason"] or url is None else "unchecked")
@@ -428,6 +709,9 @@ def _citation_record(
     replacement = kind = None
     if not row["archived_timestamp"]:
         replacement, kind = suggested_replacement(verdict, row["moved_to"], snap, row["fragment"])
+    elif cited is not None and cited.fails and snap is not None:
+        # The cited capture does not replay: the best usable capture of the original instead.
+        replacement, kind = with_fragment(snap.replay_url, row["fragment"]), "snapshot"
     drift = compare(latest_ok, best, snapshot_text) if url else None
     return CitationRecord(
         id=row["id"],
@@ -471,6 +755,8 @@ def _citation_record(
         ),
         drift=drift,
         evidence=evidence_command(url) if url else None,
+        cited_capture=cited,
+        archive_asked=archive_asked,
     )
 
 
@@ -660,6 +946,7 @@ def _summary(
             by_url.setdefault(c.url, c)
             roles_of_url[c.url].add(c.role)
     url_verdicts = Counter(c.verdict for c in by_url.values())
+    archive_links = Counter(c.cited_capture.state for c in citations if c.cited_capture)
     citation_verdicts = Counter(c.verdict for c in citations)
 
     def judged(url: str) -> bool:
@@ -675,9 +962,10 @@ def _summary(
         if best_snapshot(snapshots.get(url_id, ()), None) is not None  # any 2xx capture
     )
     roles: dict[str, dict[str, int]] = {}
-    present = {c.role for c in citations}
+    present = {c.role for c in citations if c.checkable}
     for role in ROLE_ORDER + tuple(sorted(present - set(ROLE_ORDER))):
-        role_citations = [c for c in citations if c.role == role]
+        # A skipped link (mailto:, javascript:…) is recorded but is no source: it counts under no role.
+        role_citations = [c for c in citations if c.role == role and c.checkable]
         if not role_citations and role == "media":
             continue  # sources and navigation are always shown; media only when present
         role_urls = {u for u, r in roles_of_url.items() if role in r}
@@ -693,6 +981,7 @@ def _summary(
         "citations": len(citations),
         "skipped_citations": sum(1 for c in citations if c.url is None),
         "archive_link_citations": sum(1 for c in citations if c.archived_timestamp),
+        "archive_links": {s: archive_links[s] for s in CITED_CAPTURE_STATES if archive_links[s]},
         "urls": len(by_url),
         "by_verdict": {v: url_verdicts[v] for v in VERDICT_ORDER if url_verdicts[v]},
         "citations_by_verdict": {

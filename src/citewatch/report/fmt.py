@@ -8,7 +8,9 @@
 
 from __future__ import annotations
 
-from .data import CitationRecord
+from typing import Any
+
+from .data import DOES_NOT_REPLAY, NOT_VERIFIED, REPLAYS, CitationRecord
 
 
 def pct(value: float | None) -> str:
@@ -46,3 +48,19 @@ def last_check_label(c: CitationRecord) -> str:
 
 def since_label(c: CitationRecord) -> str:
     return f"since {day(c.verdict_since)}" if c.verdict_since else ""
+
+
+def archive_links_label(summary: dict[str, Any]) -> str:
+    """``4: 2 replay, 1 does not replay, 1 not verified`` (citations that are Wayback links)."""
+    states = summary.get("archive_links") or {}
+    total = summary.get("archive_link_citations", sum(states.values()))
+    if not total:
+        return "none"
+    replay = sum(states.get(s, 0) for s in REPLAYS)
+    fail = sum(states.get(s, 0) for s in DOES_NOT_REPLAY)
+    parts = [
+        f"{replay} {'replays' if replay == 1 else 'replay'}" if replay else "",
+        f"{fail} {'does' if fail == 1 else 'do'} not replay" if fail else "",
+        f"{states.get(NOT_VERIFIED, 0)} not verified" if states.get(NOT_VERIFIED) else "",
+    ]
+    return f"{total}: " + ", ".join(p for p in parts if p)

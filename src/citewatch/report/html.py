@@ -22,7 +22,7 @@ import jinja2
 
 from .. import __version__
 from .data import VERDICT_ORDER, CitationRecord, ProfileGroup, ReportData
-from .fmt import day, days_label, last_check_label, pct
+from .fmt import archive_links_label, day, days_label, last_check_label, pct
 from .safe import is_web_url
 from .svg import trend_chart
 
@@ -62,7 +62,13 @@ def environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.tests["web_url"] = is_web_url
-    env.filters.update(day=day, days=days_label, pct=pct, last_check=last_check_label)
+    env.filters.update(
+        day=day,
+        days=days_label,
+        pct=pct,
+        last_check=last_check_label,
+        archive_links=archive_links_label,
+    )
     script = (TEMPLATES / "report.js").read_text(encoding="utf-8")
     style = (TEMPLATES / "report.css").read_text(encoding="utf-8")
     env.globals.update(

@@ -19,6 +19,10 @@ FORMAT_VERSION = 1
 def citation_dict(c: CitationRecord) -> dict[str, Any]:
     record = asdict(c)
     record["broken"] = c.broken
+    record["broken_reason"] = c.broken_reason
+    record["replacement_note"] = c.replacement_note
+    if c.cited_capture is not None:
+        record["cited_capture"] = {**asdict(c.cited_capture), "label": c.cited_capture.label()}
     record["location"] = c.location
     record["drift"] = None if c.drift is None else {**asdict(c.drift), "label": c.drift.label()}
     return record
@@ -34,6 +38,7 @@ def profile_dict(g: ProfileGroup) -> dict[str, Any]:
         "format": g.format,
         "base_url": g.base_url,
         "citations": len(g.citations),
+        "sources": g.sources,
         "broken": g.broken,
         "by_verdict": g.by_verdict,
         "findings": [asdict(f) for f in g.findings],

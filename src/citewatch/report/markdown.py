@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .data import VERDICT_ORDER, CitationRecord, ProfileGroup, ReportData
-from .fmt import day, days_label, last_check_label, pct, since_label
+from .fmt import archive_links_label, day, days_label, last_check_label, pct, since_label
 from .safe import md_code, md_link, md_text, md_url
 
 
@@ -34,14 +34,19 @@ def _snapshot_line(c: CitationRecord) -> str:
 
 
 def _replacement_line(c: CitationRecord) -> str:
-    if c.archived_timestamp:
-        return f"none needed: cited as an archive link ({md_text(c.archived_timestamp)})"
-    if c.replacement is None:
-        if c.broken:
-            return "**none: no usable snapshot** (consider `citewatch archive --save`)"
-        return "none needed"
-    kind = "best snapshot" if c.replacement_kind == "snapshot" else "new location (moved)"
-    return f"{md_url(c.replacement)} ({kind})"
+    note = md_text(c.replacement_note)
+    if c.replacement is not None:
+        return f"{md_url(c.replacement)} ({note})"
+    if c.broken:
+        head, _, rest = note.partition(":")
+        return f"**none: {head}**" + (f" —{rest}" if rest else "")
+    return note
+
+
+def _replacement_cell(c: CitationRecord) -> str:
+    if c.replacement:
+        return md_url(c.replacement)
+    return "**no archived copy known" + ("**" if c.archive_asked else " yet**")
 
 
 def citation_details(index: int, c: CitationRecord) -> list[str]:
@@ -69,6 +74,8 @@ def citation_details(index: int, c: CitationRecord) -> list[str]:
     if c.skip_reason:
         items.append(("Not checked", md_text(c.skip_reason)))
     verdict = f"**{md_text(c.verdict_label)}** {since_label(c)}".strip()
+    if c.archived_timestamp:
+        verdict += " (of the original URL)"
     if c.ignored is not None:
         verdict += f" — ignored: {md_text(c.ignored)}"
     items.append(("Verdict", verdict))
@@ -80,6 +87,11 @@ def citation_details(index: int, c: CitationRecord) -> list[str]:
     items.append(("Last check", last))
     if c.moved_to:
         items.append(("Moved to", md_url(c.moved_to)))
+    if c.cited_capture is not None:
+        label = md_text(c.cited_capture.label())
+        items.append(("Cited capture", f"**{label}**" if c.cited_capture.fails else label))
+    if c.broken_reason:
+        items.append(("Broken", md_text(c.broken_reason)))
     items.append(("Suggested replacement", _replacement_line(c)))
     items.append(("Best snapshot", _snapshot_line(c)))
     captures = "; ".join(md_text(cap.label()) for cap in c.captures) or "none"
@@ -107,9 +119,8 @@ def profile_markdown(group: ProfileGroup, data: ReportData) -> str:
         + " · [corpus summary](index.md)",
         "",
     ]
-    sources = sum(1 for c in group.citations if c.role == "source")
     lines += [
-        f"**{len(group.citations)} citations** ({sources} sources): "
+        f"**{len(group.citations)} citations** ({group.sources} sources): "
         f"{_verdict_counts(group.by_verdict)}. **{group.broken} broken.**",
         "",
     ]
@@ -123,8 +134,8 @@ def profile_markdown(group: ProfileGroup, data: ReportData) -> str:
                     str(c.line),
                     md_text(c.anchor_text),
                     md_url(c.cited_url),
-                    md_text(c.verdict_label),
-                    md_url(c.replacement) if c.replacement else "**no usable snapshot**",
+                    md_text(c.attention_label),
+                    _replacement_cell(c),
                 ]
                 for c in action
             ],
@@ -190,6 +201,7 @@ def index_markdown(data: ReportData, chart: str | None = "trend.svg") -> str:
             ["citations", f"{s['citations']} ({s['skipped_citations']} not checkable)"],
             ["distinct URLs", str(s["urls"])],
             ["broken citations", str(s["broken_citations"])],
+            ["cited archive links", archive_links_label(s)],
             [
                 "link-rot rate",
                 f"{pct(s['link_rot_rate'])} ({rot['dead_source_urls']} dead of "
@@ -279,13 +291,14 @@ def index_markdown(data: ReportData, chart: str | None = "trend.svg") -> str:
     if broken:
         lines += ["", "## Broken citations", ""]
         lines += _table(
-            ["where", "anchor text", "URL", "suggested replacement"],
+            ["where", "anchor text", "URL", "why", "suggested replacement"],
             [
                 [
                     md_code(c.location),
                     md_text(c.anchor_text),
                     md_url(c.cited_url),
-                    md_url(c.replacement) if c.replacement else "**no usable snapshot**",
+                    md_text(c.broken_reason),
+                    _replacement_cell(c),
                 ]
                 for c in broken
             ],
