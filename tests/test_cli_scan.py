@@ -41,7 +41,8 @@ def test_scan_bundled_corpus_json(run, tmp_path):
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     (profile,) = data["profiles"]
-    assert profile["path"] == "citations/profile-liwa-al-baqir.txt"
+    # named relative to the database's folder; this one lives elsewhere, so the name is absolute
+    assert profile["path"] == (ROOT / "citations/profile-liwa-al-baqir.txt").as_posix()
     assert profile["title"] == "Profile: Liwa al-Baqir"
     assert profile["authors"] == ["Abdullah Hayek", "Michael Knights"]
     assert profile["published"] == "2023-11-01"
@@ -197,3 +198,26 @@ def test_a_profile_whose_file_left_the_folder_is_retired_and_can_come_back(tmp_p
         == 21
     )
     assert scan("corpus/a.txt")["removed"] == 0  # a file, not a folder: nothing to retire
+
+
+def test_profiles_are_named_relative_to_the_database_wherever_citewatch_runs(tmp_path, monkeypatch):
+    """The same corpus scanned from another folder is the same corpus: no duplicate profiles."""
+    project = tmp_path / "project"
+    (project / "citations").mkdir(parents=True)
+    seed = (ROOT / "citations" / "profile-liwa-al-baqir.txt").read_bytes()
+    (project / "citations" / "p.txt").write_bytes(seed)
+    runner = CliRunner()
+
+    def scan(cwd: Path, *args: str) -> dict:
+        monkeypatch.chdir(cwd)
+        result = runner.invoke(app, ["scan", *args, "--json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    first = scan(project, "citations", "--db", "citewatch.db")
+    assert [p["path"] for p in first["profiles"]] == ["citations/p.txt"]
+    elsewhere = scan(tmp_path, "project/citations", "--db", "project/citewatch.db")
+    assert (elsewhere["run"]["new"], elsewhere["run"]["unchanged"]) == (0, 1)
+    deeper = scan(project / "citations", ".", "--db", "../citewatch.db")
+    assert (deeper["run"]["new"], deeper["run"]["unchanged"]) == (0, 1)
+    assert counts(project / "citewatch.db")["profiles"] == 1

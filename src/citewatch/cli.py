@@ -240,8 +240,8 @@ def _require_paths(paths: list[Path]) -> None:
 
 
 def _display_path(path: Path) -> Path:
-    """Profiles are stored relative to the current folder when inside it, so runs from the same
-    checkout agree on their names; absolute otherwise."""
+    """A path as shown to the user: relative to the current folder when inside it, else absolute.
+    (The database names profiles relative to its own folder: Store.profile_key.)"""
     resolved = path.resolve()
     try:
         return resolved.relative_to(Path.cwd().resolve())
@@ -283,6 +283,7 @@ def do_scan(
             (m for folder, m in manifests if file.resolve().is_relative_to(folder)), None
         )
         profile = read_profile(_display_path(file), base_url=base_url, manifest=manifest)
+        profile.path = store.profile_key(file)
         seen.add(profile.path)
         status = store.save_profile(profile, run_id)
         counts["profiles"] += 1
@@ -292,7 +293,7 @@ def do_scan(
         if keep_profiles:
             kept.append(profile)
         reporter.advance()
-    for path in removed_profiles(store.active_profile_paths(), paths, seen, exclude):
+    for path in removed_profiles(store, paths, seen, exclude):
         store.retire_profile(path, run_id)
         counts["removed"] += 1
     return kept, counts
@@ -327,22 +328,22 @@ def _refuse_reports_in_scanned_folder(paths: list[Path], out_dir: str) -> None:
 
 
 def removed_profiles(
-    active: list[str], roots: list[Path], seen: set[str], exclude: list[Path] | None = None
+    store: Store, roots: list[Path], seen: set[str], exclude: list[Path] | None = None
 ) -> list[str]:
     """Stored profiles that a scanned folder no longer holds: under one of the folders scanned,
     not found by this scan, and gone from disk (a file scanned by name once, that a folder scan
     does not pick up, stays) — or one of citewatch's own files, which a folder scan never reads
     (an older citewatch stored its database and reports as profiles)."""
-    folders = [(_display_path(root).as_posix(), root) for root in roots if root.is_dir()]
+    folders = [root.resolve() for root in roots if root.is_dir()]
     excluded = {path.resolve() for path in exclude or ()}
     removed = []
-    for path in active:
+    for path in store.active_profile_paths():
         if path in seen:
             continue
-        for folder, root in folders:
-            inside = not path.startswith("/") if folder == "." else path.startswith(folder + "/")
-            if inside:
-                if not Path(path).exists() or _own_file(Path(path), root, excluded):
+        file = store.profile_file(path)
+        for root in folders:
+            if file.resolve().is_relative_to(root):
+                if not file.exists() or _own_file(file, root, excluded):
                     removed.append(path)
                 break
     return removed
@@ -961,7 +962,7 @@ def fix(
         raise fail(f"no such profile: {profile}")
     store = _open_store(settings.db)
     path = _display_path(profile)
-    if store.profile_row(path.as_posix()) is None:
+    if store.profile_row(store.profile_key(profile)) is None:
         raise fail(f"{path} has not been scanned into {settings.db}; run `citewatch scan` first")
     try:
         result = plan_fix(

@@ -131,14 +131,15 @@ def _sha256(data: bytes) -> str:
 
 
 def _profile_row(store: Store, path: Path) -> dict[str, Any] | None:
-    """The profile as stored: by the path as given, else by the same file's absolute path."""
-    for key in (path.as_posix(), str(path)):
+    """The profile as stored: by its name in the database (relative to the database's folder),
+    else by the path as given, else by any stored name for the same file."""
+    for key in (store.profile_key(path), path.as_posix(), str(path)):
         row = store.profile_row(key)
         if row:
             return row
     target = path.resolve()
     for row in store.query("SELECT * FROM profiles"):
-        if Path(row["path"]).resolve() == target:
+        if store.profile_file(row["path"]).resolve() == target:
             return row
     return None
 

@@ -323,8 +323,11 @@ SCHEMA_VERSION = len(MIGRATIONS)
 class Store:
     """The citewatch database. Open with :meth:`open`; every write commits before it returns."""
 
-    def __init__(self, db: sqlite_utils.Database):
+    def __init__(self, db: sqlite_utils.Database, folder: Path | None = None):
         self.db = db
+        self.folder = folder or Path.cwd()
+        """The database file's folder: stored profile paths are relative to it (see
+        :meth:`profile_key`), so runs started anywhere name the same file alike."""
 
     # -- lifecycle ---------------------------------------------------------------------------
     @classmethod
@@ -338,7 +341,8 @@ class Store:
             db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA foreign_keys=ON")
-        store = cls(db)
+        folder = None if str(path) == ":memory:" else Path(path).resolve().parent
+        store = cls(db, folder)
         store._migrate()
         return store
 
@@ -425,6 +429,20 @@ class Store:
             [url, host, seen_at or utcnow()],
         )
         return int(cursor.lastrowid)
+
+    def profile_key(self, file: Path) -> str:
+        """How ``file`` is named in this database: relative to the database's folder when inside
+        it, absolute otherwise (POSIX separators)."""
+        resolved = Path(file).resolve()
+        try:
+            return resolved.relative_to(self.folder.resolve()).as_posix()
+        except ValueError:
+            return resolved.as_posix()
+
+    def profile_file(self, key: str) -> Path:
+        """The file a stored profile path names."""
+        path = Path(key)
+        return path if path.is_absolute() else self.folder / path
 
     def profile_row(self, path: str) -> dict[str, Any] | None:
         rows = self.query("SELECT * FROM profiles WHERE path = ?", [path])
