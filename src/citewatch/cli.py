@@ -587,7 +587,10 @@ def print_broken(store: Store, one_shot: bool) -> None:
         " JOIN citations ci ON ci.url_id = u.id AND ci.superseded_run IS NULL"
         " WHERE u.verdict IN ('dead', 'moved', 'failing', 'blocked') ORDER BY u.verdict, u.url"
     )
-    if not rows:
+    archive_links = sorted(
+        {row["cited_url"] for row in store.broken_citations() if row["archived_timestamp"]}
+    )
+    if not rows and not archive_links:
         return
     table = Table(title="Needs attention", title_justify="left")
     table.add_column("verdict")
@@ -599,6 +602,8 @@ def print_broken(store: Store, one_shot: bool) -> None:
             label = "broken (unconfirmed)"
         target = row["url"] + (f"  → {row['moved_to']}" if row["moved_to"] else "")
         table.add_row(label, row["last_outcome"] or "", target)
+    for cited in archive_links:
+        table.add_row("broken archive link", "does not replay", cited)
     out.print(table)
 
 

@@ -579,14 +579,28 @@ class Store:
         return self.query(sql + " ORDER BY p.path, ci.line, ci.col", params)
 
     def broken_citations(self) -> list[dict[str, Any]]:
-        """Current citations that are broken: their URL is ``dead`` (confirmed or one-shot), the
-        citation is not itself an archive link (that one already points at a durable copy), and the
-        URL is not under an ``ignore`` override. This is what exit code 1 means."""
+        """Current citations that are broken; this is what exit code 1 means. Either the URL is
+        ``dead`` (confirmed or one-shot) and the citation is not itself an archive link, or the
+        citation is an archive link whose capture is known not to replay: the newest replay of
+        it that got an answer about the capture (a 429 or a lasting 5xx is no answer) found no
+        capture (404 without Memento-Datetime), a captured "not found" page, or a capture that is
+        not a 2xx page — the rule of ``report.data.replay_state``. URLs under an ``ignore``
+        override never count."""
         return self.query(
             "SELECT ci.*, p.path, u.url, u.confirmed FROM citations ci"
             " JOIN profiles p ON p.id = ci.profile_id JOIN urls u ON u.id = ci.url_id"
-            " WHERE ci.superseded_run IS NULL AND u.verdict = 'dead' AND ci.archived_timestamp IS NULL"
+            " WHERE ci.superseded_run IS NULL"
             " AND u.url NOT IN (SELECT url FROM ignores WHERE removed_at IS NULL)"
+            " AND ((ci.archived_timestamp IS NULL AND u.verdict = 'dead')"
+            " OR (ci.archived_timestamp IS NOT NULL AND ("
+            "   SELECT sc.soft_404 = 1 OR (sc.status = 404 AND sc.memento_datetime IS NULL)"
+            "          OR (sc.memento_datetime IS NOT NULL"
+            "              AND COALESCE(sc.status, 0) NOT BETWEEN 200 AND 299)"
+            "   FROM snapshot_checks sc"
+            "   WHERE sc.url_id = ci.url_id AND sc.timestamp = ci.archived_timestamp"
+            "     AND (sc.soft_404 = 1 OR (sc.status = 404 AND sc.memento_datetime IS NULL)"
+            "          OR sc.memento_datetime IS NOT NULL OR sc.status BETWEEN 200 AND 299)"
+            "   ORDER BY sc.checked_at DESC, sc.id DESC LIMIT 1) = 1))"
             " ORDER BY p.path, ci.line, ci.col"
         )
 
