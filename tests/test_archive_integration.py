@@ -618,6 +618,20 @@ def test_cited_archive_links_are_verified(make_simwayback: Make, store: Store) -
     assert result.summary["cited_verified"] == 1 and result.summary["cited_redirected"] == 1
 
 
+def test_a_rate_limited_replay_with_no_retries_left_is_no_evidence_not_a_crash(
+    make_simwayback: Make, store: Store
+) -> None:
+    """With --retries 0, one 429 on a replay used to escape the archive stage (exit 4)."""
+    original = "https://www.alsouria.net/content/article"
+    wayback = make_simwayback({original: [Capture("20171017230858")]}, script={"replay": [429]})
+    cited = f"https://web.archive.org/web/20171017230858/{original}"
+    seed(store, [cite(cited, archived=("20171017230858", original))], published="2018-01-01")
+    result = archive(store, wayback_settings(wayback, save=False, retries=0))
+    snapshot = by_url(result)[original]["cited_snapshot"]
+    assert snapshot["status"] == "error" and "429" in (snapshot.get("error") or "")
+    assert not store.broken_citations()  # a rate limit is no evidence that the capture is gone
+
+
 def test_verify_rejects_soft_404_captures_and_falls_back(
     make_simwayback: Make, store: Store
 ) -> None:

@@ -20,7 +20,7 @@ import httpx
 
 from ..check.classify import Page, soft_404_reason
 from ..check.probe import read_text, sha1_base32
-from .gateway import Family, Gateway
+from .gateway import ArchiveRequestError, Family, Gateway
 
 #: Enough of a capture to read its title and a text sample.
 REPLAY_MAX_BODY = 1024 * 1024
@@ -96,7 +96,12 @@ async def replay(gateway: Gateway, timestamp: str, original: str) -> ReplayResul
     hops: list[str] = []
     base = httpx.URL(gateway.endpoints.base)
     for _ in range(MAX_HOPS + 1):
-        reply = await gateway.get(Family.REPLAY, url, max_body=REPLAY_MAX_BODY)
+        try:
+            reply = await gateway.get(Family.REPLAY, url, max_body=REPLAY_MAX_BODY)
+        except ArchiveRequestError as exc:  # a 429 or a connection failure that outlasted retries
+            return ReplayResult(
+                timestamp, "error", None, None, url, error=str(exc), hops=tuple(hops)
+            )
         location = reply.headers.get("location")
         if reply.status in (301, 302, 303, 307, 308) and location:
             target = httpx.URL(url).join(location)
