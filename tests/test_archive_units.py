@@ -433,3 +433,21 @@ def test_rate_limiter_spaces_requests_and_pauses_the_family() -> None:
     gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
     assert gaps[0] >= 0.045 and gaps[1] >= 0.045
     assert gaps[2] >= 0.19
+
+
+def test_a_refunded_slot_is_free_again_at_once() -> None:
+    """A request whose connection failed never reached the archive: its retry need not wait out
+    the family's spacing (Save Page Now's is 30 s without keys)."""
+
+    async def run() -> float:
+        limiter = RateLimiter(per_minute=2)  # 30 s apart
+        await limiter.acquire()
+        limiter.refund()
+        began = time.monotonic()
+        await limiter.acquire()
+        return time.monotonic() - began
+
+    assert asyncio.run(run()) < 1.0
+    limiter = RateLimiter(per_minute=2)
+    limiter.refund()  # never before now
+    assert limiter.next_slot <= time.monotonic()

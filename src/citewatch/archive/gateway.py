@@ -147,6 +147,11 @@ class RateLimiter:
         """Hold the whole family back for ``seconds`` from now."""
         self.paused_until = max(self.paused_until, time.monotonic() + seconds)
 
+    def refund(self) -> None:
+        """Give a slot back: its request never reached the archive (the connection failed), so
+        it spent none of the archive's budget, and a retry need not wait a whole interval."""
+        self.next_slot = max(time.monotonic(), self.next_slot - self.interval)
+
     async def acquire(self) -> None:
         while True:
             now = time.monotonic()
@@ -380,6 +385,8 @@ class Gateway:
                 self.check_open()
                 raise
             except httpx.TransportError as exc:
+                if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+                    limiter.refund()  # nothing reached the archive: no budget spent
                 message = self.scrub(f"{type(exc).__name__}: {exc}") or ""
                 self.breaker.connection_failed(family, message, final=False)
                 self.check_open()
