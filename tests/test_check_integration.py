@@ -302,11 +302,18 @@ def test_the_urls_slowest_last_time_are_probed_first(store: Store) -> None:
     ids = {row["url"]: row["id"] for row in store.cited_urls()}
     run_id = store.begin_run("check")
     for url, elapsed in zip(urls[:3], [10, 900, 50], strict=True):
-        result = ProbeResult(url, Outcome.OK, "2026-01-01T00:00:00.000000Z", elapsed_ms=elapsed)
+        result = ProbeResult(
+            url, Outcome.OK, "2026-01-01T00:00:00.000000Z", status=200, elapsed_ms=elapsed
+        )
         store.record_check(run_id, ids[url], result, "ok")
+    # A timeout's time is the timeout: h4's last probe got no answer, it ranks as typical.
+    timed_out = ProbeResult(
+        urls[4], Outcome.TIMEOUT, "2026-01-01T00:00:00.000000Z", elapsed_ms=30_000
+    )
+    store.record_check(run_id, ids[urls[4]], timed_out, "ok")
     plan, _ = plan_run(store, Settings(check_all=True), datetime.now(UTC), None)
     order = [target.url.split("/")[2] for target in plan.targets]
-    # h3 and h4 were never probed: typical (50 ms, the median), after h2 in the store's order
+    # h3 (never probed) and h4 (no answer) are typical (50 ms, the median), after h2 in store order
     assert order == ["h1.test", "h2.test", "h3.test", "h4.test", "h0.test"]
 
 
@@ -418,6 +425,40 @@ def test_probing_does_not_wait_for_the_canary(make_simweb: Any, store: Store) ->
     assert all(r.end is not None and r.end < canary.end for r in probes)  # done before it answered
     recorded = store.query("SELECT network FROM checks WHERE run_id = ?", [result.run_id])
     assert [row["network"] for row in recorded] == ["ok"] * 5
+
+
+def test_a_failing_database_while_the_canary_answers_ends_the_run_not_hangs_it(
+    make_simweb: Any, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Probes beyond the first wave wait for the canary's answer; if recording it fails, the
+    run must end with that error, and the probes already made must stay recorded."""
+    import asyncio
+    import sqlite3
+
+    from citewatch.check.runner import run_check
+    from citewatch.progress import NullReporter
+
+    web = make_simweb()
+    urls = [f"http://site{i}.test/ok/w" for i in range(6)]
+    seed(store, urls)
+    original = Store.update_run
+
+    def locked(self: Store, run_id: int, **fields: Any) -> None:
+        if "network" in fields:
+            raise sqlite3.OperationalError("database is locked")
+        original(self, run_id, **fields)
+
+    monkeypatch.setattr(Store, "update_run", locked)
+    settings = settings_for(web, concurrency=2, canary="http://canary.test/slow/200/c")
+    run_id = store.begin_run("check", ["check"])
+
+    async def go() -> None:
+        await asyncio.wait_for(run_check(store, run_id, settings, NullReporter()), timeout=20)
+
+    with pytest.raises(sqlite3.OperationalError):
+        asyncio.run(go())
+    recorded = store.query("SELECT network FROM checks WHERE run_id = ?", [run_id])
+    assert recorded and {row["network"] for row in recorded} == {"degraded"}
 
 
 def test_degraded_network_does_not_count_connection_failures(

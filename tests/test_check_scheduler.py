@@ -231,3 +231,37 @@ def test_dispatch_runs_more_tasks_than_request_slots() -> None:
         return peak
 
     assert asyncio.run(go()) == 4 * DISPATCH_FACTOR
+
+
+def test_a_waiter_cancelled_after_its_turn_was_skipped_is_simply_cancelled() -> None:
+    """release() drops a cancelled waiter before it resumes: it must still end as cancelled
+    (a ValueError there became a false connect_error probe during shutdown)."""
+
+    async def go() -> tuple[bool, int]:
+        scheduler: Scheduler[str] = Scheduler(concurrency=1, per_host=5)
+        holding = asyncio.Event()
+        release = asyncio.Event()
+
+        async def holder() -> None:
+            async with scheduler.request("a"):
+                holding.set()
+                await release.wait()
+
+        async def waiter() -> None:
+            async with scheduler.request("b"):
+                pass
+
+        first = asyncio.create_task(holder())
+        await holding.wait()
+        second = asyncio.create_task(waiter())
+        await asyncio.sleep(0)  # queued behind the holder
+        release.set()  # the holder runs first and releases, skipping the cancelled waiter…
+        second.cancel()  # …which resumes only afterwards
+        await first
+        outcome = await asyncio.gather(second, return_exceptions=True)
+        later = asyncio.create_task(waiter())
+        await asyncio.wait_for(later, timeout=1)  # the slot is free again
+        return isinstance(outcome[0], asyncio.CancelledError), scheduler._global._free
+
+    cancelled, free = asyncio.run(go())
+    assert cancelled and free == 1

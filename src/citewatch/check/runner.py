@@ -13,8 +13,9 @@ The order matters for honesty and resumability:
    ``degraded`` (it goes on, and connection failures do not count).
 3. **Probe** — checks are committed in small batches (:class:`CheckBatch`: every
    ``FLUSH_EVERY`` results, and at most ``FLUSH_SECONDS`` after a result came in), so a run killed
-   with ``kill -9`` loses at most the last fraction of a second of probes; those URLs are simply
-   probed again by the next run. A long streak of connection failures makes us ask the canary
+   with ``kill -9`` loses at most the last fraction of a second of probes (plus, at the very start,
+   the first probes held until the canary answers); those URLs are simply probed again by the next
+   run. A long streak of connection failures makes us ask the canary
    again; if it has gone, probing stops (fail fast).
 4. **Judge** — unless offline, verdicts are recomputed from the whole history of every cited URL
    (self-healing after a killed run), in one transaction.
@@ -160,16 +161,20 @@ def longest_first(store: Store, targets: list[Target]) -> list[Target]:
 
     A run ends when its slowest probe ends: a redirect chain or a slow host started last keeps
     the run going long after every slot but one is free. Starting the longest jobs first (the
-    classic LPT rule) lets the short ones fill in around them. URLs never probed count as typical
-    (the median); on a first run the order is the store's.
+    classic LPT rule) lets the short ones fill in around them. URLs never probed, or whose last
+    probe got no HTTP answer, count as typical (the median); on a first run the order is the
+    store's.
     """
     if len(targets) < 2:
         return targets
+    # Only probes that got an HTTP answer rank by their time: a timeout's time is the timeout,
+    # and front-loading last run's dead hosts would also make the first probes, which decide our
+    # network's health when the canary is down, a sample of failures.
     last: dict[int, int] = {
         url_id: elapsed
         for url_id, elapsed in store.db.execute(
             "SELECT url_id, elapsed_ms FROM checks"
-            " WHERE id IN (SELECT MAX(id) FROM checks GROUP BY url_id)"
+            " WHERE id IN (SELECT MAX(id) FROM checks GROUP BY url_id) AND status IS NOT NULL"
         ).fetchall()
         if elapsed is not None
     }
@@ -458,18 +463,28 @@ async def _probe_all(
         return str(NetworkHealth.OK if monitor.canary_ok else NetworkHealth.DEGRADED)
 
     def release_held() -> None:
+        """Record the held results with the health now known (each exactly once)."""
         nonlocal held
-        waiting, held = held or [], None
-        for url_id, result in waiting:
+        waiting = held or []
+        while waiting:
+            url_id, result = waiting[0]
             batch.add(url_id, result, health())
+            waiting.pop(0)  # only once it is in the batch: a failing add leaves it held
+        held = None
 
     async def ask_canary() -> None:
         nonlocal canary_down_at_start
-        monitor.canary_ok, monitor.canary_error = await prober.reachable(settings.canary_url)
-        canary_down_at_start = not monitor.canary_ok
-        store.update_run(run_id, network=health())
-        release_held()
-        canary_answered.set()
+        try:
+            monitor.canary_ok, monitor.canary_error = await prober.reachable(settings.canary_url)
+            canary_down_at_start = not monitor.canary_ok
+            store.update_run(run_id, network=health())
+            release_held()
+        except BaseException:
+            monitor.canary_ok = False  # vouch for nothing; the error ends the run (below)
+            scheduler.stop()
+            raise
+        finally:
+            canary_answered.set()  # never leave a probe waiting for an answer that cannot come
         if not monitor.canary_ok:
             reporter.note(
                 f"the canary {settings.canary_url} is unreachable ({monitor.canary_error}); "
@@ -489,8 +504,8 @@ async def _probe_all(
         nonlocal probed, rechecking
         if held is not None and len(started) >= budget:
             await canary_answered.wait()
-            if not monitor.canary_ok:
-                return  # not started: it waits for the verdict on our own network
+        if scheduler.stopped:
+            return  # not started: dispatched just before the run was stopped (canary down…)
         started.add(target.url_id)
         result = await prober.probe(target.url)
         monitor.observe(target.host, result.outcome, result.status is not None)
@@ -525,7 +540,9 @@ async def _probe_all(
     finally:
         if not canary.done():
             canary.cancel()
-        if held:  # the run broke off before the canary answered: keep them, vouching for nothing
+        if (
+            held is not None
+        ):  # broke off before the canary answered: keep them, vouching for nothing
             monitor.canary_ok = False
             release_held()
         batch.flush()

@@ -63,7 +63,7 @@ class _Slots:
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 self.release()  # the slot was handed over just as we were cancelled: pass it on
-            else:
+            elif waiter in queue:  # release() may already have dropped the cancelled waiter
                 queue.remove(waiter)
             raise
 
