@@ -221,3 +221,37 @@ def test_profiles_are_named_relative_to_the_database_wherever_citewatch_runs(tmp
     deeper = scan(project / "citations", ".", "--db", "../citewatch.db")
     assert (deeper["run"]["new"], deeper["run"]["unchanged"]) == (0, 1)
     assert counts(project / "citewatch.db")["profiles"] == 1
+
+
+def test_a_database_from_before_database_relative_names_is_renamed_not_doubled(
+    tmp_path, monkeypatch
+):
+    """citewatch 0.1 named profiles relative to the current folder; with the database elsewhere
+    those names differ from today's. A rescan renames the old row instead of adding a twin."""
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "data").mkdir()
+    seed = (ROOT / "citations" / "profile-liwa-al-baqir.txt").read_bytes()
+    (tmp_path / "corpus" / "p.txt").write_bytes(seed)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    args = ["scan", "corpus", "--json", "--db", "data/cw.db"]
+    assert runner.invoke(app, args).exit_code == 0
+    with sqlite3.connect(tmp_path / "data" / "cw.db") as db:  # as citewatch 0.1 stored it
+        db.execute("UPDATE profiles SET path = 'corpus/p.txt'")
+    again = json.loads(runner.invoke(app, args).stdout)["run"]
+    assert (again["new"], again["unchanged"], again["removed"]) == (0, 1, 0)
+    with sqlite3.connect(tmp_path / "data" / "cw.db") as db:
+        paths = [row[0] for row in db.execute("SELECT path FROM profiles")]
+    assert paths == [(tmp_path / "corpus" / "p.txt").resolve().as_posix()]
+
+
+def test_report_refuses_to_write_into_a_folder_of_profiles(tmp_path, monkeypatch):
+    (tmp_path / "corpus" / "2024").mkdir(parents=True)
+    (tmp_path / "corpus" / "2024" / "p.md").write_text("<https://example.org/a>\n")
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    assert runner.invoke(app, ["scan", "corpus", "-q"]).exit_code == 0
+    refused = runner.invoke(app, ["report", "--out", "corpus/2024"])
+    assert refused.exit_code == 2 and "holds profiles" in refused.stderr
+    assert not (tmp_path / "corpus" / "2024" / "index.md").exists()
+    assert runner.invoke(app, ["report", "--out", "reports"]).exit_code == 0

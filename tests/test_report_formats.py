@@ -315,3 +315,16 @@ def test_reports_of_profiles_that_left_the_corpus_are_removed(tmp_path):
     assert (tmp_path / "outside.md").is_file() and (out / "citations.csv").is_file()
     after = json.loads((out / ".citewatch-reports.json").read_text())
     assert "other.md" not in after["md"] and "other.html" in after["html"]
+
+
+def test_two_databases_reporting_into_one_folder_never_remove_each_others_files(tmp_path):
+    first, second = build_corpus(tmp_path / "one"), build_corpus(tmp_path / "two")
+    out = tmp_path / "site"
+    write_reports(first.store, out, ["md"])
+    gone = second.store.query("SELECT id FROM profiles WHERE path LIKE '%other%'")[0]["id"]
+    second.store.db.execute("DELETE FROM citations WHERE profile_id = ?", [gone])
+    second.store.db.execute("DELETE FROM profiles WHERE id = ?", [gone])
+    write_reports(second.store, out, ["md"])
+    assert (out / "other.md").is_file()  # the first database's report: not the second's to remove
+    write_reports(second.store, out, ["md"])
+    assert (out / "other.md").is_file()  # still not: the second database never wrote it

@@ -284,6 +284,9 @@ def do_scan(
         )
         profile = read_profile(_display_path(file), base_url=base_url, manifest=manifest)
         profile.path = store.profile_key(file)
+        legacy = _display_path(file).as_posix()  # how citewatch before 0.2 named it
+        if legacy != profile.path and store.profile_row(profile.path) is None:
+            store.rename_profile(legacy, profile.path)
         seen.add(profile.path)
         status = store.save_profile(profile, run_id)
         counts["profiles"] += 1
@@ -324,6 +327,19 @@ def _refuse_reports_in_scanned_folder(paths: list[Path], out_dir: str) -> None:
             raise fail(
                 f"--out {out_dir} is a folder being scanned: its reports would be read as profiles "
                 "next time; write them elsewhere (e.g. a reports/ folder inside it)"
+            )
+
+
+def _refuse_reports_among_profiles(store: Store, out_dir: str) -> None:
+    """Reports written into a folder that holds profiles would make scans skip that folder (it
+    becomes citewatch's own, see ``discover``) and retire its profiles."""
+    target = Path(out_dir).resolve()
+    for path in store.active_profile_paths():
+        file = store.profile_file(path)
+        if file.exists() and file.resolve().parent.is_relative_to(target):
+            raise fail(
+                f"--out {out_dir} holds profiles of the corpus ({path}): reports written there "
+                "would hide them from the next scan; write them elsewhere (e.g. reports/)"
             )
 
 
@@ -777,6 +793,7 @@ def report(
     settings = _settings(config, db=db, out=out_dir, wayback_url=wayback_url)
     chosen = _formats(formats, settings)
     store = _open_store(settings.db)
+    _refuse_reports_among_profiles(store, settings.out)
     try:
         written = write_reports(store, Path(settings.out), chosen, wayback_url=settings.wayback_url)
     except OSError as exc:
@@ -967,7 +984,9 @@ def fix(
         raise fail(f"no such profile: {profile}")
     store = _open_store(settings.db)
     path = _display_path(profile)
-    if store.profile_row(store.profile_key(profile)) is None:
+    from .fix import _profile_row
+
+    if _profile_row(store, profile) is None:
         raise fail(f"{path} has not been scanned into {settings.db}; run `citewatch scan` first")
     try:
         result = plan_fix(

@@ -325,6 +325,8 @@ class Store:
 
     def __init__(self, db: sqlite_utils.Database, folder: Path | None = None):
         self.db = db
+        self.location: Path | None = None
+        """The database file (None in memory)."""
         self.folder = folder or Path.cwd()
         """The database file's folder: stored profile paths are relative to it (see
         :meth:`profile_key`), so runs started anywhere name the same file alike."""
@@ -341,8 +343,9 @@ class Store:
             db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA foreign_keys=ON")
-        folder = None if str(path) == ":memory:" else Path(path).resolve().parent
-        store = cls(db, folder)
+        location = None if str(path) == ":memory:" else Path(path).resolve()
+        store = cls(db, location.parent if location else None)
+        store.location = location
         store._migrate()
         return store
 
@@ -443,6 +446,12 @@ class Store:
         """The file a stored profile path names."""
         path = Path(key)
         return path if path.is_absolute() else self.folder / path
+
+    def rename_profile(self, old: str, new: str) -> bool:
+        """Give a stored profile a new name (its file is the same); False if there is none."""
+        with self.transaction():
+            cursor = self.db.execute("UPDATE profiles SET path = ? WHERE path = ?", [new, old])
+        return cursor.rowcount > 0
 
     def profile_row(self, path: str) -> dict[str, Any] | None:
         rows = self.query("SELECT * FROM profiles WHERE path = ?", [path])

@@ -100,18 +100,21 @@ def write_reports(
         from .csv_report import report_csv
 
         by_format["csv"] = [_write(out_dir / "citations.csv", report_csv(data))]
-    _remove_stale(out_dir, by_format)
+    _remove_stale(out_dir, by_format, str(store.location or ":memory:"))
     return [path for fmt in FORMATS for path in by_format.get(fmt, [])]
 
 
-def _remove_stale(out_dir: Path, by_format: dict[str, list[Path]]) -> None:
-    """Remove what a rewritten format wrote last time and not this time; update the manifest."""
+def _remove_stale(out_dir: Path, by_format: dict[str, list[Path]], database: str) -> None:
+    """Remove what a rewritten format wrote last time and not this time; update the manifest.
+    Files another database's reports wrote there are not this database's to remove."""
     manifest = out_dir / MANIFEST
     try:
         previous = json.loads(manifest.read_text(encoding="utf-8"))
         if not isinstance(previous, dict):
             previous = {}
     except (OSError, ValueError):
+        previous = {}
+    if previous.get("database", database) != database:
         previous = {}
     current = {fmt: sorted(path.name for path in paths) for fmt, paths in by_format.items()}
     for fmt, names in current.items():
@@ -129,7 +132,8 @@ def _remove_stale(out_dir: Path, by_format: dict[str, list[Path]]) -> None:
             ):
                 (out_dir / name).unlink()
     kept = {fmt: names for fmt, names in previous.items() if fmt in FORMATS and fmt not in current}
-    _write(manifest, json.dumps({**kept, **current}, indent=1, sort_keys=True) + "\n")
+    document = {"database": database, **kept, **current}
+    _write(manifest, json.dumps(document, indent=1, sort_keys=True) + "\n")
 
 
 def corpus_summary(store: Store, run_id: int | None = None) -> dict[str, Any]:
