@@ -26,7 +26,7 @@ import httpcore
 import httpx
 
 from . import __version__
-from .httppool import LeanBackend, LinearConnectionPool, avoid_sniffio_search
+from .httppool import LinearConnectionPool, avoid_sniffio_search
 from .wire import WirePool, WireTimeouts
 
 DEFAULT_USER_AGENT = (
@@ -149,7 +149,7 @@ class RoutingBackend(httpcore.AsyncNetworkBackend):
 
     def __init__(self, settings: NetSettings, inner: httpcore.AsyncNetworkBackend | None = None):
         self.settings = settings
-        self.inner = inner or LeanBackend()
+        self.inner = inner or httpcore.AnyIOBackend()
         self._resolved: dict[tuple[str, int], list[str]] = {}
 
     async def connect_tcp(
