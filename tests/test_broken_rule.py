@@ -57,3 +57,21 @@ def test_every_broken_citation_of_the_reports_sets_exit_code_1(tmp_path):
     assert judged_exit_code(corpus.store, "ok") == 1
     corpus.store.add_ignore(ARCHIVED_ORIGINAL, "checked by hand")
     assert ARCHIVED_CITED not in {r["cited_url"] for r in corpus.store.broken_citations()}
+
+
+def test_config_ignore_globs_count_in_the_reports_as_in_the_exit_code(tmp_path):
+    """`ignore = [...]` in citewatch.toml: the exit code obeyed it, the reports did not."""
+    corpus = build_corpus(tmp_path)
+    dead = [c for c in gather(corpus.store).citations if c.broken and not c.archived_timestamp]
+    assert dead
+    pattern = dead[0].url.rsplit("/", 1)[0] + "/*"
+    data = gather(corpus.store, ignore_patterns=[pattern])
+    matched = [c for c in data.citations if c.url and c.url.startswith(pattern[:-1])]
+    assert matched and all(c.ignored and "ignore pattern" in c.ignored for c in matched)
+    assert not any(c.broken for c in matched)
+    broken_urls = {c.url for c in data.citations if c.broken}
+    rows = corpus.store.broken_citations()
+    exit_urls = {r["url"] for r in rows if not r["url"].startswith(pattern[:-1])}
+    assert broken_urls == exit_urls
+    patterns_exit = judged_exit_code(corpus.store, "ok", [pattern])
+    assert patterns_exit == (1 if broken_urls else 0)

@@ -73,6 +73,15 @@ def test_every_command_but_scan_and_audit_refuses_a_missing_database(cli, tmp_pa
     assert sorted(p.name for p in reports.iterdir()) == ["index.md"]
 
 
+@pytest.mark.parametrize("args", [["check"], ["report"], ["history", "https://example.org/"]])
+def test_an_empty_file_is_not_a_database_either(cli, tmp_path, args):
+    """`: > e.db; citewatch check --db e.db` must not read as an empty, all-fine corpus."""
+    (tmp_path / "e.db").write_bytes(b"")
+    done = cli(*args, "--db", "e.db")
+    assert done.exit_code == 2 and "an empty file, not a database" in one_line(done.stderr)
+    assert (tmp_path / "e.db").stat().st_size == 0  # nothing written into it
+
+
 def test_the_default_database_is_refused_too_and_scan_creates_it(cli, tmp_path):
     (tmp_path / "profile.md").write_text("<https://example.org/>\n")
     done = cli("report")

@@ -255,3 +255,32 @@ def test_report_refuses_to_write_into_a_folder_of_profiles(tmp_path, monkeypatch
     assert refused.exit_code == 2 and "holds profiles" in refused.stderr
     assert not (tmp_path / "corpus" / "2024" / "index.md").exists()
     assert runner.invoke(app, ["report", "--out", "reports"]).exit_code == 0
+
+
+def test_audit_never_writes_reports_over_profiles(tmp_path, monkeypatch):
+    """`audit sub --out .` where . holds a profile scanned earlier whose report name is its own."""
+    (tmp_path / "sub").mkdir()
+    notes = tmp_path / "notes.md"
+    notes.write_text("# Notes\n\nSee <https://example.org/a>.\n")
+    (tmp_path / "sub" / "p.md").write_text("<https://example.org/b>\n")
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    assert runner.invoke(app, ["scan", ".", "-q"]).exit_code == 0
+    refused = runner.invoke(
+        app, ["audit", "sub", "--out", ".", "-q", "--canary", "http://x.invalid/"]
+    )
+    assert refused.exit_code == 2 and "holds profiles" in refused.stderr
+    assert notes.read_text().startswith("# Notes")
+
+
+def test_the_report_writer_itself_never_replaces_a_profile(tmp_path, monkeypatch):
+    from citewatch.report import write_reports
+    from citewatch.store import Store
+
+    (tmp_path / "notes.md").write_text("# Notes\n\nSee <https://example.org/a>.\n")
+    monkeypatch.chdir(tmp_path)
+    assert CliRunner().invoke(app, ["scan", ".", "-q"]).exit_code == 0
+    store = Store.open(tmp_path / "citewatch.db")
+    with pytest.raises(OSError, match="profile of the corpus"):
+        write_reports(store, tmp_path, ["md"])
+    assert (tmp_path / "notes.md").read_text().startswith("# Notes")

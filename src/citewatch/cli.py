@@ -202,11 +202,14 @@ def _open_store(path: str, *, create: bool = False) -> Store:
     """Open the database. Only ``scan`` and ``audit`` (which build the corpus) may create it: for
     every other command a missing file is a mistyped ``--db``, and opening it would silently make
     an empty database that reports "every citation is fine"."""
-    if not create and path != ":memory:" and not Path(path).exists():
-        raise fail(
-            f"no database at {path}: run `citewatch scan` or `citewatch audit` first "
-            "(or pass the right --db)"
-        )
+    if not create and path != ":memory:":
+        file = Path(path)
+        if not file.exists() or (file.is_file() and file.stat().st_size == 0):
+            what = "no database" if not file.exists() else "an empty file, not a database,"
+            raise fail(
+                f"{what} at {path}: run `citewatch scan` or `citewatch audit` first "
+                "(or pass the right --db)"
+            )
     try:
         return Store.open(path)
     except SchemaTooNew as exc:
@@ -597,14 +600,29 @@ def print_verdict_summary(summary: dict[str, int], title: str = "URLs by verdict
     out.print(table)
 
 
-def print_broken(store: Store, one_shot: bool) -> None:
-    rows = store.query(
-        "SELECT DISTINCT u.url, u.verdict, u.confirmed, u.last_outcome, u.moved_to FROM urls u"
-        " JOIN citations ci ON ci.url_id = u.id AND ci.superseded_run IS NULL"
-        " WHERE u.verdict IN ('dead', 'moved', 'failing', 'blocked') ORDER BY u.verdict, u.url"
-    )
+def print_broken(store: Store, one_shot: bool, ignore: list[str] | None = None) -> None:
+    """The URLs that need attention; ignored ones (``citewatch ignore``, config globs) are not."""
+    rules = store.ignored()
+    patterns = ignore or []
+
+    def ignored(url: str) -> bool:
+        return url in rules or any(fnmatch.fnmatchcase(url, p) for p in patterns)
+
+    rows = [
+        row
+        for row in store.query(
+            "SELECT DISTINCT u.url, u.verdict, u.confirmed, u.last_outcome, u.moved_to FROM urls u"
+            " JOIN citations ci ON ci.url_id = u.id AND ci.superseded_run IS NULL"
+            " WHERE u.verdict IN ('dead', 'moved', 'failing', 'blocked') ORDER BY u.verdict, u.url"
+        )
+        if not ignored(row["url"])
+    ]
     archive_links = sorted(
-        {row["cited_url"] for row in store.broken_citations() if row["archived_timestamp"]}
+        {
+            row["cited_url"]
+            for row in store.broken_citations()
+            if row["archived_timestamp"] and not ignored(row["url"])
+        }
     )
     if not rows and not archive_links:
         return
@@ -676,7 +694,7 @@ def check(
         _emit_json(check_json(result, store.run(run_id)))
     else:
         print_verdict_summary(result.summary)
-        print_broken(store, settings.one_shot)
+        print_broken(store, settings.one_shot, settings.ignore)
         out.print(
             f"run {run_id}: probed {result.probed} URLs, {result.skipped_fresh} fresh enough to skip; "
             f"network {result.network}"
@@ -795,7 +813,13 @@ def report(
     store = _open_store(settings.db)
     _refuse_reports_among_profiles(store, settings.out)
     try:
-        written = write_reports(store, Path(settings.out), chosen, wayback_url=settings.wayback_url)
+        written = write_reports(
+            store,
+            Path(settings.out),
+            chosen,
+            wayback_url=settings.wayback_url,
+            ignore_patterns=settings.ignore,
+        )
     except OSError as exc:
         raise fail(f"cannot write reports to {settings.out}: {exc}") from exc
     out.print(f"wrote {len(written)} files to {settings.out}/")
@@ -864,6 +888,7 @@ def audit(
     _require_paths(paths)
     _refuse_reports_in_scanned_folder(paths, settings.out)
     store = _open_store(settings.db, create=True)
+    _refuse_reports_among_profiles(store, settings.out)
     reporter = _reporter(quiet, as_json)
     run_id = store.begin_run("audit", _argv(), settings.digest())
     from .report import gather, write_reports
@@ -885,8 +910,12 @@ def audit(
         else:
             reporter.note("archive step skipped: the network is unavailable")
         reporter.stage("reports", None)
-        report_data = gather(store, run_id, settings.wayback_url)
-        written = write_reports(store, Path(settings.out), chosen, data=report_data)
+        report_data = gather(store, run_id, settings.wayback_url, settings.ignore)
+        try:
+            written = write_reports(store, Path(settings.out), chosen, data=report_data)
+        except OSError as exc:  # everything observed is stored; only the reports are missing
+            store.finish_run(run_id, counts={"scan": scan_counts, "verdicts": checked.summary})
+            raise fail(f"cannot write reports to {settings.out}: {exc}") from exc
     finally:
         reporter.close()
     counts = {"scan": scan_counts, "verdicts": checked.summary}
@@ -914,7 +943,7 @@ def audit(
         )
     else:
         print_verdict_summary(checked.summary)
-        print_broken(store, settings.one_shot)
+        print_broken(store, settings.one_shot, settings.ignore)
         print_audit_summary(summary, scan_counts, checked, archived, settings.out, len(written))
         if archived is not None:
             print_dry_run_saves(archived)

@@ -36,7 +36,11 @@ _SUFFIXES = {"md": {".md", ".svg"}, "html": {".html"}, "json": {".json"}, "csv":
 __all__ = ["FORMATS", "ReportData", "corpus_summary", "gather", "write_reports"]
 
 
-def _write(path: Path, text: str) -> Path:
+class ReportTargetIsProfile(OSError):
+    """A report file would replace a profile file."""
+
+
+def _write_file(path: Path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically (UTF-8, ``\\n`` line ends as given)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -58,6 +62,7 @@ def write_reports(
     wayback_url: str = "https://web.archive.org",
     run_id: int | None = None,
     data: ReportData | None = None,
+    ignore_patterns: Sequence[str] = (),
 ) -> list[Path]:
     """Write the chosen report formats into ``out_dir``; returns the paths written.
 
@@ -71,7 +76,17 @@ def write_reports(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if data is None:
-        data = gather(store, run_id, wayback_url)
+        data = gather(store, run_id, wayback_url, ignore_patterns)
+    protected = {store.profile_file(path).resolve() for path in store.active_profile_paths()}
+
+    def _write(path: Path, text: str) -> Path:
+        # A report never replaces a profile of the corpus (say, --out pointed into the corpus).
+        if path.resolve() in protected:
+            raise ReportTargetIsProfile(
+                f"refusing to overwrite {path}: it is a profile of the corpus"
+            )
+        return _write_file(path, text)
+
     by_format: dict[str, list[Path]] = {}
     if "md" in formats:
         from .markdown import index_markdown, profile_markdown
@@ -133,7 +148,7 @@ def _remove_stale(out_dir: Path, by_format: dict[str, list[Path]], database: str
                 (out_dir / name).unlink()
     kept = {fmt: names for fmt, names in previous.items() if fmt in FORMATS and fmt not in current}
     document = {"database": database, **kept, **current}
-    _write(manifest, json.dumps(document, indent=1, sort_keys=True) + "\n")
+    _write_file(manifest, json.dumps(document, indent=1, sort_keys=True) + "\n")
 
 
 def corpus_summary(store: Store, run_id: int | None = None) -> dict[str, Any]:

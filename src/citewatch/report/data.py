@@ -21,6 +21,7 @@ Definitions used throughout (also in docs/reports.md):
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import shlex
@@ -408,9 +409,13 @@ class ReportData:
 
 
 def gather(
-    store: Store, run_id: int | None = None, wayback_url: str = "https://web.archive.org"
+    store: Store,
+    run_id: int | None = None,
+    wayback_url: str = "https://web.archive.org",
+    ignore_patterns: Sequence[str] = (),
 ) -> ReportData:
-    """Read the store once and build every record the reports need."""
+    """Read the store once and build every record the reports need. ``ignore_patterns`` are the
+    config's ``ignore`` globs: URLs they match count as ignored, as for the exit code."""
     rows = store.current_citations()
     url_ids = {r["url_id"] for r in rows if r["url_id"] is not None}
     latest = _latest_checks(store)
@@ -426,7 +431,14 @@ def gather(
         )
     } | set(snapshots)
     rejected = _rejected(replays, snapshots)
-    ignored = store.ignored()
+    ignored = dict(store.ignored())
+    for row in rows:
+        url = row.get("url")
+        if url and url not in ignored:
+            for pattern in ignore_patterns:
+                if fnmatch.fnmatchcase(url, pattern):
+                    ignored[url] = f"matches ignore pattern {pattern!r} (config)"
+                    break
     profiles = {
         p["path"]: p for p in store.query("SELECT * FROM profiles WHERE removed_run IS NULL")
     }
