@@ -447,6 +447,19 @@ def test_saves_only_live_sources_without_a_recent_capture(
         assert items[base + name]["save"] is None, name
     assert result.summary["saves_requested"] == 4 and result.summary["saves_succeeded"] == 4
     assert not any(h.authorization for h in wayback.hits)  # anonymous: no keys, no header
+    # A capture Save Page Now made is a snapshot at once (CDX would list it only later): the
+    # reports and fix can suggest it if the page dies, before the next lookup.
+    stored = store.query(
+        "SELECT s.timestamp, s.status FROM snapshots s JOIN urls u ON u.id = s.url_id"
+        " WHERE u.url = ?",
+        [base + "moved"],
+    )
+    assert [(r["timestamp"], r["status"]) for r in stored] == [(saved["timestamp"], 200)]
+    from citewatch.report import gather
+
+    record = next(c for c in gather(store).citations if c.url == base + "fresh-none")
+    assert record.best_snapshot is not None
+    assert record.best_snapshot.timestamp == items[base + "fresh-none"]["save"]["timestamp"]
 
 
 def test_spn_errors_are_recorded_and_classified(make_simwayback: Make, store: Store) -> None:

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..config import Settings
-from ..models import CaptureRequest
+from ..models import CaptureRequest, Snapshot
 from ..progress import Reporter
 from ..store import Store, utcnow
 from ..urls import wayback_replay_url
@@ -399,7 +399,26 @@ class _Run:
         self._note_save(state, outcome)
         self.reporter.advance()
 
+    def _remember_capture(self, state: _UrlState, timestamp: str) -> None:
+        """A capture Save Page Now made is a snapshot like any CDX row: CDX lists it only later,
+        and a lookup cached until then would hide it from reports and ``fix``. Pages are saved
+        only while they answer 2xx, so its status is the latest successful check's."""
+        url_id = state.target.url_id
+        rows = self.store.query(
+            "SELECT status, content_type FROM checks WHERE url_id = ?"
+            " AND outcome IN ('ok', 'redirected') ORDER BY id DESC LIMIT 1",
+            [url_id],
+        )
+        status = rows[0]["status"] if rows and rows[0]["status"] else 200
+        mimetype = (rows[0]["content_type"] or "").split(";")[0].strip() if rows else ""
+        url = state.target.url
+        self.store.record_snapshots(
+            url_id, self.run_id, [Snapshot(url, timestamp, url, status, mimetype, "", None)]
+        )
+
     def _note_save(self, state: _UrlState, outcome: SpnOutcome) -> None:
+        if outcome.status == "success" and outcome.timestamp:
+            self._remember_capture(state, outcome.timestamp)
         previous = state.save
         state.save = {
             "status": outcome.status,
