@@ -63,6 +63,7 @@ def test_check_json_shape_and_exit_codes(tmp_path, web_args):
         "error",
     }
     assert doc["summary"]["alive"] == 1 and doc["summary"]["failing"] == 1
+    assert doc["broken"] == []
 
     one_shot = run(
         "check", "--json", "--one-shot", "--all", "--db", str(db), *web_args, cwd=tmp_path
@@ -70,9 +71,21 @@ def test_check_json_shape_and_exit_codes(tmp_path, web_args):
     assert (
         one_shot.returncode == 1
     )  # the editors' mode: one definitive failure is broken (unconfirmed)
-    items = {item["url"]: item for item in json.loads(one_shot.stdout)["urls"]}
+    one_shot_doc = json.loads(one_shot.stdout)
+    items = {item["url"]: item for item in one_shot_doc["urls"]}
     assert items["https://news.test/dead/b"]["verdict"] == "dead"
     assert items["https://news.test/dead/b"]["confirmed"] is False
+    # exit 1 says what is broken, and why, in the JSON too
+    assert one_shot_doc["broken"] == [
+        {
+            "profile": "profiles/p.md",
+            "line": 2,
+            "column": 1,
+            "cited_url": "https://news.test/dead/b",
+            "url": "https://news.test/dead/b",
+            "why": "dead (unconfirmed)",
+        }
+    ]
 
     human = run("check", "--one-shot", "--db", str(db), *web_args, cwd=tmp_path)
     assert human.returncode == 1

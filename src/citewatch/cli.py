@@ -565,16 +565,33 @@ def judged_exit_code(store: Store, network: str, ignore: list[str] | None = None
     URLs under an ignore rule (``citewatch ignore`` or the config's ``ignore`` globs) never count."""
     if network == "offline":
         return EXIT_OFFLINE
+    return EXIT_BROKEN if judged_broken(store, ignore) else EXIT_OK
+
+
+def judged_broken(store: Store, ignore: list[str] | None = None) -> list[dict[str, Any]]:
+    """The broken citations exit code 1 stands for, as JSON-ready items (what and why)."""
     patterns = ignore or []
-    broken = [
-        row
+    return [
+        {
+            "profile": row["path"],
+            "line": row["line"],
+            "column": row["col"],
+            "cited_url": row["cited_url"],
+            "url": row["url"],
+            "why": (
+                "the cited archive link does not replay"
+                if row["archived_timestamp"]
+                else "dead" + ("" if row["confirmed"] else " (unconfirmed)")
+            ),
+        }
         for row in store.broken_citations()
         if not any(fnmatch.fnmatchcase(row["url"], pattern) for pattern in patterns)
     ]
-    return EXIT_BROKEN if broken else EXIT_OK
 
 
-def check_json(result: Any, run: dict[str, Any]) -> dict[str, Any]:
+def check_json(
+    result: Any, run: dict[str, Any], broken: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     return {
         "run": {
             "id": result.run_id,
@@ -587,6 +604,7 @@ def check_json(result: Any, run: dict[str, Any]) -> dict[str, Any]:
         "probed": result.probed,
         "skipped_fresh": result.skipped_fresh,
         "message": result.message,
+        "broken": broken or [],
     }
 
 
@@ -691,7 +709,8 @@ def check(
         reporter.close()
     store.finish_run(run_id, counts=result.summary, network=result.network)
     if as_json:
-        _emit_json(check_json(result, store.run(run_id)))
+        broken = judged_broken(store, settings.ignore) if result.network != "offline" else []
+        _emit_json(check_json(result, store.run(run_id), broken))
     else:
         print_verdict_summary(result.summary)
         print_broken(store, settings.one_shot, settings.ignore)
