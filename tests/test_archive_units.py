@@ -316,6 +316,19 @@ def snap(ts: str, status: int | None = 200) -> dict[str, object]:
             ],
             "submit",
         ),
+        (  # the page died after the job was submitted: still polled, its copy matters most now
+            target(verdict="dead"),
+            [],
+            [
+                {
+                    "id": 1,
+                    "status": "pending",
+                    "job_id": "j",
+                    "requested_at": "2025-05-31T12:00:00.000000Z",
+                }
+            ],
+            "poll",
+        ),
     ],
 )
 def test_save_rule(tgt: Target, snapshots: list, captures: list, action: str) -> None:

@@ -124,6 +124,17 @@ def save_decision(
     save_if_older: float,
 ) -> SaveDecision:
     """Whether (and how) to ask Save Page Now for this URL. ``now`` is aware UTC."""
+    requests = [c for c in captures if c.get("status") != "dry_run"]
+    last = requests[-1] if requests else None
+    if (
+        last is not None
+        and last.get("status") == "pending"
+        and last.get("job_id")
+        and str(last.get("requested_at") or "") >= iso_z(now - PENDING_JOB_TTL)
+    ):
+        # Whatever the page has become since: the job captured it while it was live, and that
+        # copy matters most if the page has died.
+        return SaveDecision("poll", "a recent job is still pending", last)
     if target.verdict not in LIVE_VERDICTS:
         return SaveDecision("skip", f"verdict is {target.verdict}")
     if not target.is_source:
@@ -134,16 +145,8 @@ def save_decision(
     newest = newest_ok_capture(snapshots, captures)
     if newest is not None and newest >= threshold:
         return SaveDecision("skip", f"captured recently ({newest})")
-    requests = [c for c in captures if c.get("status") != "dry_run"]
-    if requests:
-        last = requests[-1]
+    if last is not None:
         requested = str(last.get("requested_at") or "")
-        if (
-            last.get("status") == "pending"
-            and last.get("job_id")
-            and requested >= iso_z(now - PENDING_JOB_TTL)
-        ):
-            return SaveDecision("poll", "a recent job is still pending", last)
         if (
             last.get("status") == "error"
             and classify_error(last.get("status_ext")) == "permanent"
