@@ -187,7 +187,9 @@ def test_a_profile_whose_file_left_the_folder_is_retired_and_can_come_back(tmp_p
         "profiles"]}  # fmt: skip
     assert paths == {"corpus/a.txt", "elsewhere.md"}
 
-    (tmp_path / "corpus" / "b.txt").write_bytes(seed)  # back, unchanged
+    (tmp_path / "corpus" / "b.txt").write_bytes(seed)  # back, unchanged, but not rescanned yet
+    stale = runner.invoke(app, ["fix", "corpus/b.txt", "--db", "cw.db"])
+    assert stale.exit_code == 2 and "left the corpus" in stale.stderr
     back = scan("corpus")
     assert (back["new"], back["unchanged"], back["removed"]) == (1, 1, 0)
     assert (

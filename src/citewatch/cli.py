@@ -1034,8 +1034,14 @@ def fix(
     path = _display_path(profile)
     from .fix import _profile_row
 
-    if _profile_row(store, profile) is None:
+    stored = _profile_row(store, profile)
+    if stored is None:
         raise fail(f"{path} has not been scanned into {settings.db}; run `citewatch scan` first")
+    if stored.get("removed_run") is not None:
+        raise fail(
+            f"{path} left the corpus (a scan of its folder did not find it): its citations are no "
+            "longer current; run `citewatch scan` on it first"
+        )
     try:
         result = plan_fix(
             store, path, include_moved=include_moved, wayback_url=settings.wayback_url
