@@ -8,7 +8,6 @@ progress on stderr; exit 0 all citations fine, 1 broken citations found, 2 usage
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import gc
 import json
 import os
@@ -24,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import __version__
-from .config import ConfigError, Settings, apply, archive_keys, load
+from .config import ConfigError, Settings, apply, archive_keys, ignore_reason, load
 from .models import Profile
 from .progress import NullReporter, Reporter, RichReporter
 from .store import SchemaTooNew, Store, finding_dict
@@ -585,7 +584,7 @@ def judged_broken(store: Store, ignore: list[str] | None = None) -> list[dict[st
             ),
         }
         for row in store.broken_citations()
-        if not any(fnmatch.fnmatchcase(row["url"], pattern) for pattern in patterns)
+        if ignore_reason(row["url"], patterns, {}) is None  # stored rules: the SQL left them out
     ]
 
 
@@ -624,7 +623,7 @@ def print_broken(store: Store, one_shot: bool, ignore: list[str] | None = None) 
     patterns = ignore or []
 
     def ignored(url: str) -> bool:
-        return url in rules or any(fnmatch.fnmatchcase(url, p) for p in patterns)
+        return ignore_reason(url, patterns, rules) is not None
 
     rows = [
         row

@@ -10,11 +10,13 @@ archive.org keys from the environment only and keeps them out of every digest, r
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
 import re
 import tomllib
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -298,4 +300,16 @@ def archive_keys() -> tuple[str, str] | None:
     secret = os.environ.get("IA_SECRET_KEY", "").strip()
     if access and secret:
         return access, secret
+    return None
+
+
+def ignore_reason(url: str, patterns: Iterable[str], rules: Mapping[str, str]) -> str | None:
+    """Why ``url`` is ignored — a stored ``citewatch ignore`` rule (its reason), or a glob of the
+    config's ``ignore`` list — or None. Probing, verdict counts, the exit code and the reports all
+    ask this one question."""
+    if url in rules:
+        return rules[url] or "ignore rule"
+    for pattern in patterns:
+        if fnmatch.fnmatchcase(url, pattern):
+            return f"matches ignore pattern {pattern!r}"
     return None

@@ -24,17 +24,16 @@ The order matters for honesty and resumability:
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import gc
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
-from ..config import Settings
+from ..config import Settings, ignore_reason
 from ..httppool import declare_asyncio
 from ..models import NetworkHealth, Outcome, ProbeResult, Verdict
 from ..net import make_client
@@ -92,16 +91,6 @@ class Plan:
     targets: list[Target] = field(default_factory=list)
     ignored: list[tuple[dict[str, Any], str]] = field(default_factory=list)
     fresh: int = 0
-
-
-def ignore_reason(url: str, patterns: Iterable[str], rules: dict[str, str]) -> str | None:
-    """Why ``url`` must not be probed (config glob or a stored ignore rule), or None."""
-    if url in rules:
-        return rules[url] or "ignore rule"
-    for pattern in patterns:
-        if fnmatch.fnmatchcase(url, pattern):
-            return f"matches ignore pattern {pattern!r}"
-    return None
 
 
 def fresh_url_ids(store: Store, since: datetime) -> set[int]:

@@ -21,7 +21,6 @@ Definitions used throughout (also in docs/reports.md):
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import re
 import shlex
@@ -33,6 +32,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from ..archive.choose import best_snapshot, days_from_citation
+from ..config import ignore_reason
 from ..models import BROKEN_VERDICTS, Verdict
 from ..store import Store
 from ..urls import wayback_replay_url
@@ -431,14 +431,12 @@ def gather(
         )
     } | set(snapshots)
     rejected = _rejected(replays, snapshots)
-    ignored = dict(store.ignored())
-    for row in rows:
-        url = row.get("url")
-        if url and url not in ignored:
-            for pattern in ignore_patterns:
-                if fnmatch.fnmatchcase(url, pattern):
-                    ignored[url] = f"matches ignore pattern {pattern!r} (config)"
-                    break
+    rules = store.ignored()
+    ignored = {
+        url: reason
+        for url in {row["url"] for row in rows if row.get("url")}
+        if (reason := ignore_reason(url, ignore_patterns, rules)) is not None
+    }
     profiles = {
         p["path"]: p for p in store.query("SELECT * FROM profiles WHERE removed_run IS NULL")
     }
