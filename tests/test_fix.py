@@ -581,3 +581,143 @@ def test_a_dead_link_without_a_snapshot_gets_an_honest_hint_never_save_page_now(
         assert reasons[url].startswith("no archived copy exists")
         assert "new location or another source" in reasons[url]
     assert not any("--save" in reason for reason in reasons.values())
+
+
+# -- cited archive links whose capture does not replay ------------------------------------------------
+# Store.broken_citations (exit code 1) calls such a citation broken, so fix must offer the best other
+# capture of its original URL, or say why there is none.
+
+ORIGINAL = "https://a.example/report"
+CITED = f"{WB}/20171017230858/{ORIGINAL}"
+
+
+def replayed(store: Store, original: str, timestamp: str, **fields) -> None:
+    """One replay of a capture of ``original``, as ``citewatch archive`` stores it."""
+    url_id = store.query("SELECT id FROM urls WHERE url = ?", [original])[0]["id"]
+    fields.setdefault("soft_404", 0)
+    store.record_snapshot_check(store.begin_run("archive"), url_id, timestamp=timestamp, **fields)
+
+
+def not_archived(store: Store, original: str, timestamp: str) -> None:
+    replayed(store, original, timestamp, status=404, memento_datetime=None, error="no capture")
+
+
+def test_a_cited_archive_link_that_does_not_replay_gets_the_best_other_capture(store, tmp_path):
+    path = tmp_path / "p.md"
+    # The anchor text echoes the original URL: only the archive link is replaced.
+    link = f"[{ORIGINAL}]({CITED}#findings)"
+    scan(store, path, f"Per {link}, it was so.\n", "markdown", [(link, f"{CITED}#findings")])
+    judge(
+        store,
+        ORIGINAL,
+        "alive",
+        [
+            ("20170901000000", 200),
+            ("20171017230858", 200),  # the capture cited: CDX lists it, but it does not replay
+            ("20190101000000", 200),  # found to be a soft-404 on replay
+            ("20230101000000", 404),
+            ("20240101000000", 200),  # after the citation date
+        ],
+    )
+    not_archived(store, ORIGINAL, "20171017230858")
+    replayed(store, ORIGINAL, "20190101000000", status=200, soft_404=1)
+    assert [r["cited_url"] for r in store.broken_citations()] == [CITED]
+
+    result = plan_fix(store, path)
+    other = f"{WB}/20170901000000/{ORIGINAL}#findings"
+    assert result.new_text == f"Per [{ORIGINAL}]({other}), it was so.\n"
+    assert result.unresolved == []
+    [entry] = result.replaced
+    assert (entry["url"], entry["replacement"], entry["snapshot"]) == (
+        CITED,
+        other,
+        "20170901000000",
+    )
+    assert (entry["kind"], entry["mode"]) == ("snapshot", "replace")
+    removed, added = changed_lines(result.diff)
+    assert removed == [f"Per {link}, it was so."] and added == [result.new_text.rstrip("\n")]
+
+    write_fix(result, path)  # idempotent: the database still describes the scanned file
+    again = plan_fix(store, path)
+    assert again.diff == "" and again.refused is None and len(again.already_fixed) == 1
+
+
+def test_a_cited_archive_link_in_html_gets_the_other_capture_as_its_href(store, tmp_path):
+    path = tmp_path / "p.html"
+    tag = f'<a href="{CITED}">'
+    scan(store, path, f"<p>{tag}report</a></p>\n", "html", [(tag, CITED)])
+    judge(store, ORIGINAL, "dead", [("20170901000000", 200)])
+    replayed(store, ORIGINAL, "20171017230858", status=404, memento_datetime="20171017230858")
+    result = plan_fix(store, path)
+    # Robust Links would keep the href that does not work: the link itself is replaced.
+    assert result.new_text == f'<p><a href="{WB}/20170901000000/{ORIGINAL}">report</a></p>\n'
+    assert result.replaced[0]["mode"] == "replace"
+
+
+def test_the_capture_the_archive_served_instead_is_not_proposed_either(store, tmp_path):
+    path = tmp_path / "p.md"
+    short = f"{WB}/2017/{ORIGINAL}"  # the archive serves the capture nearest to a short timestamp
+    scan(store, path, f"<{short}>\n", "markdown", [(f"<{short}>", short)])
+    judge(store, ORIGINAL, "dead", [("20170305000000", 200), ("20160101000000", 200)])
+    replayed(store, ORIGINAL, "2017", status=200, memento_datetime="20170305000000", soft_404=1)
+    assert plan_fix(store, path).new_text == f"<{WB}/20160101000000/{ORIGINAL}>\n"
+
+
+def test_a_non_replaying_archive_link_without_another_capture_is_listed_with_why(store, tmp_path):
+    path = tmp_path / "p.md"
+    never = f"{WB}/20171017230858/https://b.example/never-asked"
+    only = f"{WB}/20171017230858/https://b.example/only-the-cited"
+    scan(
+        store,
+        path,
+        f"<{never}>\n<{only}>\n",
+        "markdown",
+        [(f"<{never}>", never), (f"<{only}>", only)],
+    )
+    judge(store, "https://b.example/never-asked", "dead")
+    never_id = store.query("SELECT id FROM urls WHERE url = ?", ["https://b.example/never-asked"])
+    store.record_lookup(never_id[0]["id"], store.begin_run("archive"), "cdx", "error")
+    judge(store, "https://b.example/only-the-cited", "dead", [("20171017230858", 200)])
+    for original in ("https://b.example/never-asked", "https://b.example/only-the-cited"):
+        not_archived(store, original, "20171017230858")
+
+    result = plan_fix(store, path)
+    assert result.diff == "" and result.replaced == []
+    reasons = {item["url"]: item["reason"] for item in result.unresolved}
+    assert set(reasons) == {never, only}
+    for reason in reasons.values():
+        assert reason.startswith(
+            "the cited archive link does not replay: the archive has no capture at 20171017230858"
+        )
+    assert "has not been asked" in reasons[never] and "run `citewatch archive`" in reasons[never]
+    assert "no other usable capture exists" in reasons[only]
+    assert "new location or another source" in reasons[only]  # the original is dead too
+    judge(store, "https://b.example/only-the-cited", "alive")
+    reasons = {item["url"]: item["reason"] for item in plan_fix(store, path).unresolved}
+    assert reasons[only].endswith(
+        "the original page is still live: cite it, or find another source"
+    )
+
+
+@pytest.mark.parametrize(
+    "replays",
+    [
+        [],  # never replayed: not verified, not broken
+        [{"status": 503, "memento_datetime": None}],  # the archive gave no answer
+        [{"status": 200, "memento_datetime": "20171017230858"}],  # verified
+        [{"status": 200, "memento_datetime": "20171020000000"}],  # redirected to the nearest
+        [{"status": 404, "memento_datetime": None}, {"status": 200, "memento_datetime": None}],
+    ],
+    ids=["never replayed", "no answer", "verified", "redirected", "replays again"],
+)
+def test_an_archive_link_that_replays_or_is_not_known_not_to_is_left_alone(
+    store, tmp_path, replays
+):
+    path = tmp_path / "p.md"
+    scan(store, path, f"<{CITED}>\n", "markdown", [(f"<{CITED}>", CITED)])
+    judge(store, ORIGINAL, "dead", [("20170901000000", 200), ("20171017230858", 200)])
+    for fields in replays:
+        replayed(store, ORIGINAL, "20171017230858", **fields)
+    assert store.broken_citations() == []
+    result = plan_fix(store, path)
+    assert result.diff == "" and result.replaced == [] and result.unresolved == []

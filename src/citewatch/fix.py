@@ -3,8 +3,11 @@
 Works from the database alone (no network). For each current citation of the profile whose URL is
 ``dead`` (confirmed or one-shot) the replacement is the best snapshot's replay URL
 (``{wayback}/web/<timestamp>/<original>``); with ``include_moved`` each ``moved`` URL gets its new
-location. Citations that are themselves archive links, ignored URLs and URLs with no usable 2xx
-snapshot are never guessed at (the last are listed in ``unresolved``).
+location. A citation that is itself an archive link is rewritten only when its capture is known not
+to replay (the rule of ``Store.broken_citations``, which makes it count for exit code 1): it gets the
+best *other* usable capture of its original URL, by the same rule. Ignored URLs, archive links that
+replay (or were never verified) and citations with no usable 2xx snapshot are never guessed at (the
+last are listed in ``unresolved``).
 
 Safety rules, each one a reason this module exists rather than a search-and-replace:
 
@@ -43,8 +46,11 @@ from typing import Any
 from .extract.markdown import closing_group
 from .models import BROKEN_VERDICTS
 from .report.data import (
+    CitedCapture,
     SnapshotInfo,
+    cited_capture,
     rejected_captures,
+    replay_evidence,
     snapshot_info,
     suggested_replacement,
     usable_best_snapshot,
@@ -154,12 +160,22 @@ def _candidates(
         url, verdict = row["url"], row["verdict"]
         if not url or row["skip_reason"] or url in ignored:
             continue
-        if row["archived_timestamp"] or unwrap_wayback(row["cited_url"] or ""):
-            continue  # already an archive link: never rewritten
-        fragment = row["fragment"] or ""
         if row["url_id"] not in snapshot_cache:
             snapshot_cache[row["url_id"]] = store.snapshots_for(row["url_id"])
         snaps = snapshot_cache[row["url_id"]]
+        if row["archived_timestamp"]:
+            # An archive link: rewritten only when its capture is known not to replay.
+            cited = _failing_capture(store, row)
+            if cited is not None:
+                found = _other_capture(store, row, cited, snaps, wayback_url)
+                if isinstance(found, _Candidate):
+                    candidates.append(found)
+                else:
+                    unresolved.append(_entry(row, found))
+            continue
+        if unwrap_wayback(row["cited_url"] or ""):
+            continue  # an archive link not recorded as one: never rewritten
+        fragment = row["fragment"] or ""
         # What an earlier rewrite may have left here: any known capture, or the new location.
         fixed = {
             with_fragment(snapshot_info(s, url, None, wayback_url).replay_url, fragment)
@@ -181,8 +197,67 @@ def _candidates(
     return candidates, unresolved
 
 
+def _failing_capture(store: Store, row: Mapping[str, Any]) -> CitedCapture | None:
+    """The capture an archive-link citation points at, when its newest replay that got an answer
+    about it showed it does not replay (what makes the citation broken); else None."""
+    timestamp = str(row["archived_timestamp"])
+    evidence = replay_evidence(store, row["url_id"])
+    cited = cited_capture(timestamp, *evidence.get((row["url_id"], timestamp), (None, None)))
+    return cited if cited.fails else None
+
+
+def _other_capture(
+    store: Store,
+    row: Mapping[str, Any],
+    cited: CitedCapture,
+    snaps: Sequence[Mapping[str, Any]],
+    wayback_url: str,
+) -> _Candidate | str:
+    """The best other usable capture of a non-replaying archive link's original URL (the rule for
+    dead URLs, never the capture cited nor the one the archive served instead), or why there is none."""
+    url, fragment = row["url"], row["fragment"] or ""
+    bad = {cited.timestamp, *([cited.served_timestamp] if cited.served_timestamp else [])}
+    rejected = rejected_captures(store, row["url_id"]).get(row["url_id"], set()) | bad
+    best = usable_best_snapshot(snaps, row["published"], rejected)
+    if best is None:
+        if not _archive_asked(store, row["url_id"]):
+            return (
+                f"{cited.reason()}; no other capture of the original URL is known yet: the Wayback "
+                "Machine has not been asked about it (run `citewatch archive`, then `fix` again)"
+            )
+        step = (
+            "the original page is still live: cite it, or find another source"
+            if row["verdict"] in ("alive", "moved")
+            else "find the page's new location or another source"
+        )
+        return (
+            f"{cited.reason()}; no other usable capture exists (no other usable 2xx snapshot of "
+            f"the original URL in the Wayback Machine): {step}"
+        )
+    snap = snapshot_info(best, url, row["published"], wayback_url)
+    # What an earlier rewrite may have left here: any known capture but the one cited.
+    fixed = {
+        with_fragment(snapshot_info(s, url, None, wayback_url).replay_url, fragment)
+        for s in snaps
+        if str(s["timestamp"]) != cited.timestamp
+    }
+    forms = tuple(sorted(fixed, key=len, reverse=True))
+    return _Candidate(row, with_fragment(snap.replay_url, fragment), "snapshot", forms, snap)
+
+
 #: Archive lookups that got an answer about the URL (``error`` is no answer).
 _ANSWERED_LOOKUPS = ("found", "none", "blocked")
+
+
+def _archive_asked(store: Store, url_id: int) -> bool:
+    """Whether the Wayback Machine answered about the URL (a lookup, or any capture known)."""
+    return bool(
+        store.query(
+            "SELECT 1 FROM archive_lookups WHERE url_id = ? AND result IN (?, ?, ?)"
+            " UNION ALL SELECT 1 FROM snapshots WHERE url_id = ? LIMIT 1",
+            [url_id, *_ANSWERED_LOOKUPS, url_id],
+        )
+    )
 
 
 def _no_snapshot_reason(store: Store, url_id: int) -> str:
@@ -191,12 +266,7 @@ def _no_snapshot_reason(store: Store, url_id: int) -> str:
     Save Page Now is never the answer: citewatch does not ask it to capture dead URLs, and a capture
     made now would only archive the error page.
     """
-    answered = store.query(
-        "SELECT 1 FROM archive_lookups WHERE url_id = ? AND result IN (?, ?, ?)"
-        " UNION ALL SELECT 1 FROM snapshots WHERE url_id = ? LIMIT 1",
-        [url_id, *_ANSWERED_LOOKUPS, url_id],
-    )
-    if not answered:
+    if not _archive_asked(store, url_id):
         return (
             "no archived copy known yet: the Wayback Machine has not been asked about this URL "
             "(run `citewatch archive`, then `fix` again)"
@@ -269,8 +339,10 @@ def url_spans(raw: str, base: str | None, wanted: set[str]) -> list[tuple[int, i
 
 
 def _wanted(row: Mapping[str, Any]) -> set[str]:
-    """The normalised URL(s) the raw text must resolve to."""
-    return {u.partition("#")[0] for u in (row["cited_url"], row["url"]) if u}
+    """The normalised URL(s) the raw text must resolve to. For an archive link, only the link itself:
+    an echo of its original URL (say, as the anchor text) is not what is replaced."""
+    urls = (row["cited_url"],) if row["archived_timestamp"] else (row["cited_url"], row["url"])
+    return {u.partition("#")[0] for u in urls if u}
 
 
 # -- matching a citation's site in the current text --------------------------------------------------
@@ -470,8 +542,14 @@ def plan_fix(
                     _entry(row, "the recorded raw text holds no URL resolving to the cited URL")
                 )
                 continue
-            # Robust Links decorate links; an image (role media) simply gets the archived src.
-            decorate = decorate_html and cand.kind == "snapshot" and row["role"] != "media"
+            # Robust Links decorate links; an image (role media) simply gets the archived src, and
+            # a cited archive link that does not replay is itself replaced by the other capture.
+            decorate = (
+                decorate_html
+                and cand.kind == "snapshot"
+                and row["role"] != "media"
+                and not row["archived_timestamp"]
+            )
             site = _find_site(text, starts, cand, spans, shift, decorate)
             if site is None:
                 result.unresolved.append(
