@@ -21,7 +21,7 @@ import pytest_asyncio
 from citewatch import wire
 from citewatch.check.classify import outcome_for_exception
 from citewatch.models import Outcome
-from citewatch.wire import HeadersTooLarge, WirePool, WireTimeouts
+from citewatch.wire import HeadersTooLarge, ResponseHeaders, WirePool, WireTimeouts
 
 CLOSE, RESET, HANG = "close", "reset", "hang"
 
@@ -406,3 +406,35 @@ async def test_closing_the_pool_closes_every_connection() -> None:
         connections = list(pool._open)
         await pool.aclose()
     assert connections and all(c.transport is None or c.transport.is_closing() for c in connections)
+
+
+async def test_response_headers_answer_like_httpx_headers():
+    """The wire's indexed headers give httpx's answers (case, repeats, empty values, latin-1)."""
+    raw = [
+        (b"Content-Type", b"text/html"),
+        (b"Set-Cookie", b"a=1"),
+        (b"set-cookie", b"b=2, c=3"),
+        (b"X-Empty", b""),
+        (b"Caf\xe9", b"v\xe9"),
+    ]
+    ours, theirs = ResponseHeaders(raw), httpx.Headers(raw)
+    for name in ("content-type", "SET-COOKIE", "x-empty", "missing", "caf\xe9"):
+        assert ours.get(name) == theirs.get(name)
+        assert (name in ours) == (name in theirs)
+        assert ours.get_list(name) == theirs.get_list(name)
+        assert ours.get_list(name, split_commas=True) == theirs.get_list(name, split_commas=True)
+    assert ours == theirs and ours.raw == theirs.raw and ours.encoding == theirs.encoding
+    with pytest.raises(KeyError):
+        ours["missing"]
+
+
+async def test_response_headers_changed_through_the_mapping_are_never_stale():
+    headers = ResponseHeaders([(b"Location", b"/a")])
+    assert headers["location"] == "/a"
+    headers["Location"] = "/b"
+    assert headers["location"] == "/b"
+    del headers["location"]
+    assert "location" not in headers
+    headers.update({"Retry-After": "5"})
+    assert headers.get("retry-after") == "5"
+    assert httpx.Response(200, headers=headers).headers["retry-after"] == "5"

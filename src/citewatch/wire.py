@@ -224,6 +224,71 @@ def _parse_head(block: bytes) -> _Head:
     return _Head((int(match[1]), int(match[2])), int(match[3]), headers)
 
 
+class ResponseHeaders(httpx.Headers):
+    """:class:`httpx.Headers` whose lookups are dictionary lookups.
+
+    httpx scans and decodes the whole header list on every ``get``; a probe looks up half a
+    dozen fields per response (framing, content type, location, cookies…), thousands of times
+    a run. Built from the parsed head as is (names and values are bytes already); changes made
+    through the mapping interface drop the index, so it is never stale.
+    """
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self._list = [(name, name.lower(), value) for name, value in raw]
+        self._encoding: str | None = None
+        self._index: dict[str, list[str]] | None = None
+
+    def _fields(self) -> dict[str, list[str]]:
+        index = self._index
+        if index is None:
+            encoding = self.encoding
+            index = {}
+            for _, name, value in self._list:
+                index.setdefault(name.decode(encoding), []).append(value.decode(encoding))
+            self._index = index
+        return index
+
+    def __getitem__(self, key: str) -> str:
+        values = self._fields().get(key.lower())
+        if values is None:
+            raise KeyError(key)
+        return ", ".join(values)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key.lower() in self._fields()
+
+    def get(self, key: str, default: object = None) -> object:
+        values = self._fields().get(key.lower())
+        return default if values is None else ", ".join(values)
+
+    def get_list(self, key: str, split_commas: bool = False) -> list[str]:
+        values = self._fields().get(key.lower(), [])
+        if not split_commas:
+            return list(values)
+        return [item.strip() for value in values for item in value.split(",")]
+
+    def __setitem__(self, key: str, value: str) -> None:
+        super().__setitem__(key, value)
+        self._index = None
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self._index = None
+
+    def update(self, headers: object = None) -> None:  # type: ignore[override]
+        super().update(headers)  # type: ignore[arg-type]
+        self._index = None
+
+    @property
+    def encoding(self) -> str:
+        return httpx.Headers.encoding.fget(self)  # type: ignore[attr-defined,no-any-return]
+
+    @encoding.setter
+    def encoding(self, value: str) -> None:
+        self._encoding = value
+        self._index = None
+
+
 class WireResponse:
     """A response whose body has not been read yet; read it with :meth:`chunks`, then close."""
 
@@ -458,7 +523,7 @@ class WirePool:
                 )
             interim += 1
             head = await self._read_head(connection, limit)
-        headers = httpx.Headers(head.headers)
+        headers = ResponseHeaders(head.headers)
         body = self._body(connection, method, head, headers)
         if body is None:
             connection.body_done = True
