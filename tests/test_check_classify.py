@@ -181,6 +181,8 @@ def test_bot_walls() -> None:
     assert is_bot_wall({"cf-mitigated": "challenge"}, None, "")
     assert is_bot_wall({}, "Just a moment...", "")
     assert is_bot_wall({}, None, "<div id='cf-chl-widget'>")
+    assert is_bot_wall({}, None, "<SCRIPT SRC='/CDN-CGI/CHALLENGE-PLATFORM/x.js'>")  # any case
+    assert not is_bot_wall({}, None, "x" * 20000 + "g-recaptcha")  # only the head is read
     assert not is_bot_wall({"server": "cloudflare"}, "Article", "<p>text</p>")
 
 

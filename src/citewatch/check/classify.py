@@ -169,6 +169,9 @@ _BOT_WALL_MARKERS = (
     "g-recaptcha",
 )
 
+#: Any of the markers, in any case (one scan of the page head instead of one per marker).
+_BOT_WALL_MARKER = re.compile("|".join(map(re.escape, _BOT_WALL_MARKERS)), re.ASCII | re.IGNORECASE)
+
 
 def says_not_found(text: str | None) -> bool:
     """True if a short page text says the page itself does not exist (English and Arabic)."""
@@ -196,11 +199,9 @@ def is_bot_wall(headers: Mapping[str, str], title: str | None, body_head: str) -
     """A challenge/CAPTCHA interstitial (Cloudflare, DataDome, PerimeterX…): we were not let in."""
     if headers.get("cf-mitigated", "").lower() == "challenge":
         return True
-    lowered_title = (title or "").strip().lower()
-    if any(lowered_title.startswith(t) for t in _BOT_WALL_TITLES):
+    if title and title.strip().lower().startswith(_BOT_WALL_TITLES):
         return True
-    lowered = body_head[:20000].lower()
-    return any(marker in lowered for marker in _BOT_WALL_MARKERS)
+    return _BOT_WALL_MARKER.search(body_head, 0, 20000) is not None
 
 
 def _site(host: str) -> str:

@@ -289,6 +289,12 @@ class Prober:
         limit = timeout or self.settings.net.timeout
         try:
             async with asyncio.timeout(limit * 2):
+                parsed = httpx.URL(url)
+                direct = self._direct
+                if direct is not None and direct.usable(parsed):
+                    raw = await direct.open("GET", parsed)  # the probes' own route: no httpcore
+                    await raw.aclose()
+                    return True, None
                 request = self.client.build_request("GET", url, headers=REQUEST_HEADERS)
                 response = await self.client.send(request, stream=True)
                 await response.aclose()
