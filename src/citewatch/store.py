@@ -10,6 +10,7 @@ written by a newer citewatch (higher ``schema_version``) is refused rather than 
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
@@ -320,6 +321,12 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+@functools.cache
+def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
+    names = ", ".join(f"[{name}]" for name in columns)
+    return f"INSERT INTO [{table}] ({names}) VALUES ({', '.join('?' * len(columns))})"
+
+
 class Store:
     """The citewatch database. Open with :meth:`open`; every write commits before it returns."""
 
@@ -373,11 +380,7 @@ class Store:
 
     def _insert(self, table: str, row: dict[str, Any]) -> int:
         """Insert one row and return its id (sqlite-utils' last_pk is unreliable in our transactions)."""
-        columns = ", ".join(f"[{k}]" for k in row)
-        marks = ", ".join("?" for _ in row)
-        cursor = self.db.execute(
-            f"INSERT INTO [{table}] ({columns}) VALUES ({marks})", list(row.values())
-        )
+        cursor = self.db.execute(_insert_sql(table, tuple(row)), list(row.values()))
         return int(cursor.lastrowid)
 
     def query(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
