@@ -12,7 +12,9 @@ path language) stands in, reached through a ``--connect-to`` rule, and the peer 
 When lychee is installed (``$LYCHEE``, ``lychee`` on PATH, or ``/tmp/peers/venv/bin/lychee`` from
 ``../shared/bench/install_peers.sh``) and the shared corpus is in use, lychee runs in the same
 session, interleaved with citewatch rep by rep, with run_peers.sh's PROFILE=equal flags, so the
-comparison is made under the same load; ``--no-lychee`` skips it.
+comparison is made under the same load; ``--no-lychee`` skips it. So does, always, the
+reference client (reference_client.py: the least a Python process can do for this workload,
+judging nothing), whose row shows how much of a wall time the emulator and CPython take.
 
 Each repetition: a fresh SQLite file is seeded with the corpus (the scan step, not timed), then
 the check runs in a child process measured like the peers are under ``/usr/bin/time`` (wall,
@@ -139,7 +141,13 @@ def worker(db: str, options: str) -> None:
     store = Store.open(db)
     run_id = store.begin_run("check", ["bench"])
     imported = time.perf_counter()
-    result = asyncio.run(run_check(store, run_id, settings, NullReporter()))
+    results = []
+
+    async def main() -> None:  # the result kept out of the main task, as cli.run_async does
+        results.append(await run_check(store, run_id, settings, NullReporter()))
+
+    asyncio.run(main())
+    result = results[0]
     checked = time.perf_counter()
     store.finish_run(run_id, counts=result.summary)
     outcomes = {item["url"]: (item["outcome"], item["verdict"]) for item in result.urls}
@@ -236,6 +244,26 @@ def run_lychee(lychee: str, corpus_md: Path, report: Path, concurrency: int, per
             "broken": broken}  # fmt: skip
 
 
+def run_reference(urls: Path, concurrency: int, per_host: int, address: str | None) -> dict:
+    """The reference client (reference_client.py), measured like the citewatch worker."""
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "reference_client.py"), str(urls),
+           "--concurrency", str(concurrency), "--per-host", str(per_host)]  # fmt: skip
+    if address:
+        cmd += ["--connect-address", address]
+    began = time.perf_counter()
+    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stderr is not None
+    out = child.stdout.read()
+    err = child.stderr.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - began
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"reference client failed ({status}):\n{err}")
+    data = json.loads(out)
+    data.update(wall_s=wall, rss_mb=usage.ru_maxrss / 1024, cpu_s=usage.ru_utime + usage.ru_stime)
+    return data
+
+
 def lychee_version(lychee: str) -> str:
     out = subprocess.run([lychee, "--version"], capture_output=True, text=True).stdout.split()
     return out[1] if len(out) > 1 else "?"
@@ -322,6 +350,7 @@ def main() -> None:
     lychee = None if args.no_lychee or not SHARED.is_dir() else find_lychee()
     lychee_runs: list[dict] = []
     cli_runs: list[dict] = []
+    reference_runs: list[dict] = []
     compileall.compile_dir(ROOT / "src" / "citewatch", quiet=1)  # as pip does on install
     try:
         with tempfile.TemporaryDirectory(prefix="bench-check-") as tmp:
@@ -340,6 +369,9 @@ def main() -> None:
                 "canary": f"http://127.0.0.2:{port}/ok/canary",
                 "connect_to": connect_to,
             }
+            urls_file = Path(tmp) / "urls.txt"
+            urls_file.write_text("".join(f"{url}\n" for url, _ in corpus), encoding="utf-8")
+            address = "127.0.0.1" if connect_to else None
             runs = []
             for rep in range(args.reps):
                 db = str(Path(tmp) / f"rep{rep}.db")
@@ -368,6 +400,12 @@ def main() -> None:
                     f" wrong outcomes {cli['wrong_outcomes']}",
                     file=sys.stderr,
                 )
+                emulator_requests(port)
+                floor_run = run_reference(urls_file, args.concurrency, args.per_host, address)
+                floor_run["requests"] = emulator_requests(port)
+                reference_runs.append(floor_run)
+                print(f"rep {rep + 1}: reference client wall {floor_run['wall_s']:.2f} s,"
+                      f" CPU {floor_run['cpu_s']:.2f} s", file=sys.stderr)  # fmt: skip
                 if lychee:
                     corpus_md = Path(tmp) / "corpus" / "corpus.md"
                     emulator_requests(port)
@@ -418,8 +456,17 @@ def main() -> None:
         f"| citewatch (run_check only) | {__version__} | {last['checked']} | {check_s:.2f} |"
         f" {args.links / check_s:.0f} | | | | | | |"
     )
+    expected_broken = {url for url, kind in corpus if EXPECT[kind] == "broken"}
+    wall_r = statistics.median(run["wall_s"] for run in reference_runs)
+    found = sum(reference_runs[-1]["results"].get(code, 0) for code in ("404", "410"))
+    print(
+        f"| reference client: Python floor, judges nothing | – | {reference_runs[-1]['urls']} |"
+        f" {wall_r:.2f} | {args.links / wall_r:.0f} |"
+        f" {statistics.median(run['rss_mb'] for run in reference_runs):.0f} |"
+        f" {statistics.median(run['cpu_s'] for run in reference_runs):.1f} |"
+        f" {found} / {len(expected_broken)} | | | {reference_runs[-1]['requests'] or '?'} |"
+    )
     if lychee_runs:
-        expected_broken = {url for url, kind in corpus if EXPECT[kind] == "broken"}
         transient = {url for url, kind in corpus if EXPECT[kind] == "transient"}
         wall_l = statistics.median(run["wall_s"] for run in lychee_runs)
         broken = lychee_runs[-1]["broken"]
@@ -435,7 +482,9 @@ def main() -> None:
         for name, ours in (("citewatch check (CLI)", cli_wall), ("run_check only", check_s)):
             verdict = "citewatch faster or equal" if ours <= wall_l else "lychee faster"
             print(f"{name} / lychee wall time: {ours / wall_l:.2f} ({verdict})")
-    elif not args.no_lychee:
+        print(f"reference client (Python floor) / lychee wall time: {wall_r / wall_l:.2f}")
+    print(f"citewatch check (CLI) / reference client wall time: {cli_wall / wall_r:.2f}")
+    if not lychee_runs and not args.no_lychee:
         print("\nlychee not run: " + ("../shared/bench not found" if not SHARED.is_dir() else
               "not installed (../shared/bench/install_peers.sh, or set $LYCHEE)"))  # fmt: skip
     rows = peer_rows()
