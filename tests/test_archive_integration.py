@@ -368,6 +368,51 @@ def test_repeated_429s_trip_the_circuit_breaker(make_simwayback: Make, store: St
     assert store.run(result.run_id)["archive"] == "rate_limited"
 
 
+def test_urls_looked_up_before_the_breaker_tripped_are_not_finished_never_without_snapshot(
+    make_simwayback: Make, store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The breaker trips on the third lookup: the two URLs whose captures were found had their
+    snapshot chosen by no step of the run, so "without snapshot" would be a false finding."""
+    urls = [f"http://site{i}.test/a" for i in range(5)]
+    wayback = make_simwayback(
+        {
+            urls[0]: [Capture("20200101000000")],
+            urls[1]: [Capture("20200101000000", status=404)],  # found, nothing usable
+            **{u: [Capture("20200101000000")] for u in urls[2:]},
+        },
+        limits={"cdx": (2, 60.0)},  # two lookups answered, then 429s until the breaker trips
+    )
+    seed(store, [cite(u) for u in urls])
+    result = archive(store, wayback_settings(wayback, save=False, retries=5))
+
+    assert result.archive == "rate_limited"
+    items = by_url(result)
+    assert [items[u]["lookup"] for u in urls] == ["found", "found"] + ["not_done"] * 3
+    # the stored captures still give the snapshot a finished run would have chosen
+    assert best_ts(items[urls[0]]) == "20200101000000" and items[urls[1]]["best_snapshot"] is None
+    summary = result.summary
+    assert summary["without_snapshot"] == 0
+    assert summary["not_finished"] == 2 and summary["not_looked_up"] == 3
+    assert summary["with_snapshot"] == 1
+    assert "2 looked up but not finished" in (result.message or "")
+    # the human summary, --json and the run's counts say the same
+    from citewatch import cli
+
+    assert cli.archive_json(result)["summary"] == summary
+    assert json.loads(store.run(result.run_id)["counts"]) == summary
+    cli.print_archive_summary(result)
+    cells = [line.split("│")[1:3] for line in capsys.readouterr().out.splitlines()]
+    table = {row[0].strip(): row[1].strip() for row in cells if len(row) == 2}
+    assert table["without snapshot"] == "0" and table["not finished"] == "2"
+    assert table["not looked up"] == "3"
+
+    # A run that gets to choose turns the same answers into findings.
+    wayback.limits.clear()
+    again = archive(store, wayback_settings(wayback, save=False))
+    assert again.archive == "ok" and again.summary["not_finished"] == 0
+    assert again.summary["without_snapshot"] == 1  # the URL with only a 404 capture
+
+
 def test_unreachable_archive_is_not_no_snapshot(store: Store, tmp_path: Path) -> None:
     seed(store, [cite("http://a.test/1"), cite("http://b.test/2")])
     sock, port = closed_port()
@@ -643,6 +688,80 @@ def test_a_rate_limited_replay_with_no_retries_left_is_no_evidence_not_a_crash(
     snapshot = by_url(result)[original]["cited_snapshot"]
     assert snapshot["status"] == "error" and "429" in (snapshot.get("error") or "")
     assert not store.broken_citations()  # a rate limit is no evidence that the capture is gone
+
+
+def test_a_replay_left_unanswered_until_the_breaker_trips_is_recorded_not_never_replayed(
+    make_simwayback: Make, store: Store
+) -> None:
+    """Three 429s on a cited link's replay trip the breaker; the attempt is still evidence that
+    we tried (the report says "got no answer", not "never replayed"), and never that the capture
+    is gone."""
+    from citewatch.report import gather
+
+    original = "https://www.alsouria.net/content/article"
+    wayback = make_simwayback(
+        {original: [Capture("20171017230858")]}, script={"replay": [429, 429, 429]}
+    )
+    cited = f"https://web.archive.org/web/20171017230858/{original}"
+    seed(store, [cite(cited, archived=("20171017230858", original))], published="2018-01-01")
+    settings = wayback_settings(wayback, save=False, retries=2)
+    result = archive(store, settings)
+
+    assert result.archive == "rate_limited"
+    assert [h.status for h in wayback.requests("replay")] == [429, 429, 429]
+    item = by_url(result)[original]
+    assert item["cited_snapshot"]["status"] == "error"
+    assert "429" in (item["cited_snapshot"]["error"] or "")
+    assert result.summary["cited_failed"] == 1
+    # the lookup answered, the choice was never reached: not finished, not "without snapshot"
+    assert result.summary["not_finished"] == 1 and result.summary["without_snapshot"] == 0
+    checks = store.query("SELECT * FROM snapshot_checks")
+    assert len(checks) == 1
+    row = checks[0]
+    assert row["timestamp"] == "20171017230858" and row["run_id"] == result.run_id
+    assert row["status"] is None and row["memento_datetime"] is None and not row["soft_404"]
+    assert "429" in row["error"] and "20171017230858id_" in row["final_url"]
+    assert not store.broken_citations()  # never cry wolf
+    record = next(c for c in gather(store).citations if c.archived_timestamp)
+    assert not record.broken and record.cited_capture is not None
+    assert record.cited_capture.state == "not_verified"
+    assert record.cited_capture.checked_at == row["checked_at"]
+    label = record.cited_capture.label()
+    assert "got no answer from the archive" in label and "429" in label
+    assert "never been replayed" not in label
+
+    # The unanswered attempt is no cached answer: the next run replays the capture again.
+    again = archive(store, settings)
+    assert again.archive == "ok"
+    assert by_url(again)[original]["cited_snapshot"]["status"] == "verified"
+    record = next(c for c in gather(store).citations if c.archived_timestamp)
+    assert record.cited_capture is not None and record.cited_capture.state == "verified"
+
+
+def test_verify_left_unanswered_keeps_the_choice_and_records_the_attempt(
+    make_simwayback: Make, store: Store
+) -> None:
+    url = "http://verify.test/a"
+    wayback = make_simwayback(
+        {url: [Capture("20190101000000"), Capture("20200101000000")]},
+        script={"replay": [429, 429, 429]},
+    )
+    seed(store, [cite(url)])
+    settings = wayback_settings(wayback, save=False, retries=2, verify_snapshots=True)
+    result = archive(store, settings)
+    assert result.archive == "rate_limited"
+    item = by_url(result)[url]
+    assert best_ts(item) == "20200101000000"  # an unanswered replay rejects nothing
+    assert item["best_snapshot"]["verified"] == "error"
+    assert result.summary["snapshots_rejected"] == 0
+    assert result.summary["not_finished"] == 1 and result.summary["without_snapshot"] == 0
+    rows = store.query("SELECT timestamp, status, error FROM snapshot_checks")
+    assert [(r["timestamp"], r["status"]) for r in rows] == [("20200101000000", None)]
+    assert "429" in rows[0]["error"]
+    from citewatch.archive.runner import rejected_timestamps
+
+    url_id = store.query("SELECT id FROM urls WHERE url = ?", [url])[0]["id"]
+    assert rejected_timestamps(store, url_id) == set()
 
 
 def test_verify_rejects_soft_404_captures_and_falls_back(

@@ -15,7 +15,10 @@ The run works on the URLs of current citations, in four steps, all through one :
 
 If the circuit breaker trips, the remaining network work is skipped (what is already stored
 stays), the run is marked ``rate_limited`` or ``unreachable`` and the message says why; URLs not
-reached say ``lookup: "not_done"``, never "no snapshot".
+reached say ``lookup: "not_done"``, never "no snapshot", and URLs looked up whose snapshot the run
+did not get to choose count as ``not_finished``, never ``without_snapshot``. A replay the archive
+did not answer before the breaker tripped is still a ``snapshot_checks`` row (an attempt with no
+answer: never evidence against the capture).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from ..progress import Reporter
 from ..store import Store, utcnow
 from ..urls import wayback_replay_url
 from .choose import best_usable_snapshot, days_from_citation
-from .gateway import ArchiveStopped, Gateway, GatewayTuning
+from .gateway import ArchiveStopped, Family, Gateway, GatewayTuning
 from .lookup import CdxService, LookupResult
 from .policy import SaveDecision, Target, collect_targets, is_fresh, iso_z, save_decision
 from .replay import ReplayResult, replay
@@ -73,6 +76,9 @@ class _UrlState:
     rejected: set[str] = field(default_factory=set)
     best: Mapping[str, Any] | None = None
     verified: ReplayResult | None = None
+    chosen: bool = False
+    """The run chose (and with ``--verify`` verified) the best snapshot: only then can it say
+    "without snapshot"."""
     save: dict[str, Any] | None = None
     save_note: str | None = None
 
@@ -103,7 +109,7 @@ async def run_archive(
             pass  # the breaker's state and reason say what happened
         breaker = gateway.breaker
     for state in states:  # whatever was not reached still gets its stored best snapshot
-        if state.best is None and state.lookup in ("not_done", "cached", "skipped"):
+        if state.best is None and not state.chosen:
             state.best = best_usable_snapshot(
                 store.snapshots_for(state.target.url_id),
                 state.target.citation_date,
@@ -114,19 +120,27 @@ async def run_archive(
     items = [_item(store, settings, state) for state in states]
     summary["urls"] = len(states)
     summary["with_snapshot"] = sum(1 for i in items if i["best_snapshot"])
+    # "Without snapshot" is a finding, so only where the run made the choice; a URL looked up
+    # but left before its choice (the archive stopped the run) is "not finished" instead.
     summary["without_snapshot"] = sum(
         1
         for s, i in zip(states, items, strict=True)
-        if not i["best_snapshot"] and s.lookup in _ANSWERED
+        if not i["best_snapshot"] and s.lookup in _ANSWERED and s.chosen
     )
     summary["blocked"] = sum(1 for s in states if s.lookup == "blocked")
     summary["not_looked_up"] = sum(1 for s in states if s.lookup == "not_done")
+    summary["not_finished"] = sum(1 for s in states if s.lookup in _ANSWERED and not s.chosen)
     message = None
     if breaker.open:
         message = (
             f"archive work stopped for this run: {gateway.scrub(breaker.reason)}; "
             f"{summary['not_looked_up']} of {len(states)} URLs not looked up"
         )
+        if summary["not_finished"]:
+            what = "chosen or verified" if settings.verify_snapshots else "chosen"
+            message += (
+                f", {summary['not_finished']} looked up but not finished (snapshot not {what})"
+            )
         reporter.note(message)
     return ArchiveRunResult(run_id, archive, items, summary, message)
 
@@ -140,6 +154,7 @@ _SUMMARY_KEYS = (
     "without_snapshot",
     "blocked",
     "not_looked_up",
+    "not_finished",
     "cited_verified",
     "cited_redirected",
     "cited_failed",
@@ -240,27 +255,40 @@ class _Run:
             return
         self.reporter.stage("cited archive links", len(work))
         for state, (timestamp, original) in work:
-            result = await self._replay(state.target.url_id, timestamp, original)
-            outcome = result.outcome
-            key = {"verified": "cited_verified", "redirected": "cited_redirected"}.get(
-                outcome, "cited_failed"
-            )
-            self.summary[key] += 1
-            state.cited.append(
-                {
-                    "timestamp": timestamp,
-                    "url": wayback_replay_url(timestamp, original, self.settings.wayback_url),
-                    "status": outcome,
-                    "http_status": result.status,
-                    "actual_timestamp": result.memento,
-                    "redirected": outcome == "redirected",
-                    "error": result.error,
-                }
-            )
+            try:
+                result = await self._replay(state.target.url_id, timestamp, original)
+            except _ReplayStopped as stop:  # tried, no answer: say so, then stop the run
+                self._note_cited(state, timestamp, original, stop.result)
+                raise
+            self._note_cited(state, timestamp, original, result)
             self.reporter.advance()
 
+    def _note_cited(
+        self, state: _UrlState, timestamp: str, original: str, result: ReplayResult
+    ) -> None:
+        outcome = result.outcome
+        key = {"verified": "cited_verified", "redirected": "cited_redirected"}.get(
+            outcome, "cited_failed"
+        )
+        self.summary[key] += 1
+        state.cited.append(
+            {
+                "timestamp": timestamp,
+                "url": wayback_replay_url(timestamp, original, self.settings.wayback_url),
+                "status": outcome,
+                "http_status": result.status,
+                "actual_timestamp": result.memento,
+                "redirected": outcome == "redirected",
+                "error": result.error,
+            }
+        )
+
     async def _replay(self, url_id: int, timestamp: str, original: str) -> ReplayResult:
-        """Replay a capture, unless a recent check of it already answered."""
+        """Replay a capture, unless a recent check of it already answered.
+
+        Every replay asked for is recorded, answered or not: one the archive left unanswered
+        until the circuit breaker tripped is an error row too (no answer about the capture, so
+        never evidence against it), and :class:`_ReplayStopped` carries it to the caller."""
         since = iso_z(_minus(self.clock(), self.settings.lookup_max_age))
         rows = self.store.query(
             "SELECT * FROM snapshot_checks WHERE url_id = ? AND timestamp = ? AND checked_at >= ?"
@@ -270,11 +298,29 @@ class _Run:
         )
         if rows:
             return _from_check_row(rows[0])
-        result = await replay(self.gateway, timestamp, original)
+        sent = self.gateway.sent[Family.REPLAY]
+        try:
+            result = await replay(self.gateway, timestamp, original)
+        except ArchiveStopped as stop:
+            if self.gateway.sent[Family.REPLAY] == sent:
+                raise  # stopped before asking: there is no attempt to record
+            unanswered = ReplayResult(
+                timestamp,
+                "error",
+                None,
+                None,
+                self.gateway.endpoints.replay(timestamp, original, raw=True),
+                error=self.gateway.scrub(f"{stop.reason}; archive work stopped for this run"),
+            )
+            self._record_replay(url_id, unanswered)
+            raise _ReplayStopped(stop, unanswered) from None
+        self._record_replay(url_id, result)
+        return result
+
+    def _record_replay(self, url_id: int, result: ReplayResult) -> None:
         fields = result.check_fields()
         fields["error"] = self.gateway.scrub(result.error)
         self.store.record_snapshot_check(self.run_id, url_id, **fields)
-        return result
 
     # -- 3. best snapshot (and --verify) -------------------------------------------------------------
     async def choose(self, states: list[_UrlState]) -> None:
@@ -289,13 +335,20 @@ class _Run:
             if verify:
                 await self._verify(state, rows)
                 self.reporter.advance()
+            state.chosen = True
 
     async def _verify(self, state: _UrlState, rows: list[dict[str, Any]]) -> None:
         for _ in range(self.tuning.max_verify_candidates):
             best = state.best
             if best is None:
                 return
-            result = await self._replay(state.target.url_id, best["timestamp"], best["original"])
+            try:
+                result = await self._replay(
+                    state.target.url_id, best["timestamp"], best["original"]
+                )
+            except _ReplayStopped as stop:  # the choice stands, unverified; the run stops
+                state.verified = stop.result
+                raise
             state.verified = result
             if result.usable or not result.rejects_capture:
                 return  # verified — or the archive failed to answer: keep the choice, unverified
@@ -435,6 +488,14 @@ class _Run:
             outcome.status, "saves_failed"
         )
         self.summary[key] += 1
+
+
+class _ReplayStopped(ArchiveStopped):
+    """The breaker tripped during a replay that was asked for; carries the recorded attempt."""
+
+    def __init__(self, stop: ArchiveStopped, result: ReplayResult) -> None:
+        super().__init__(stop.state, stop.reason)
+        self.result = result
 
 
 def _minus(moment: datetime, seconds: float) -> datetime:
