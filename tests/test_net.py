@@ -134,3 +134,17 @@ def test_a_failing_resolver_is_a_connection_error_not_a_dead_name(monkeypatch):
     with pytest.raises(httpx.ConnectError) as info:
         asyncio.run(go())
     assert type(info.value.__cause__).__name__ != "NameResolutionError"
+
+
+def test_closing_a_pool_that_never_connected_skips_the_cancel_shield(monkeypatch) -> None:
+    """A check whose probes all went the wire route closes an empty httpcore pool: closing it
+    must not build httpcore's cancel shield, whose anyio backend import costs tens of ms."""
+    import httpcore._async.connection_pool as httpcore_pool
+
+    from citewatch.httppool import LinearConnectionPool
+
+    def shield_built() -> None:
+        raise AssertionError("the cancel shield was built for nothing to close")
+
+    monkeypatch.setattr(httpcore_pool, "AsyncShieldCancellation", shield_built)
+    asyncio.run(LinearConnectionPool().aclose())

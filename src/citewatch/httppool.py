@@ -53,6 +53,10 @@ class LinearConnectionPool(httpcore.AsyncConnectionPool):
             self._ssl_context = self.ssl_factory()
         return super().create_connection(origin)
 
+    async def _close_connections(self, closing: list[AsyncConnectionInterface]) -> None:
+        if closing:  # nothing to close: skip the cancel shield (and the anyio backend it imports)
+            await super()._close_connections(closing)
+
     def _assign_requests_to_connections(self) -> list[AsyncConnectionInterface]:
         closing: list[AsyncConnectionInterface] = []
         now = time.monotonic()
