@@ -224,3 +224,16 @@ def test_same_bytes_with_a_new_base_url_are_extracted_again(store):
     store.save_profile(profile, run)
     profile.base_url = "https://new.example/"
     assert store.save_profile(profile, run) == "changed"
+
+
+def test_installed_sqlite_utils_plugins_never_touch_our_connection(tmp_path, monkeypatch) -> None:
+    """sqlite-utils plugins serve its CLI; a citewatch database is opened without them (and
+    without the scan of every installed package's entry points that finding them costs)."""
+    import sqlite_utils.plugins
+
+    def plugins_loaded() -> None:
+        raise AssertionError("sqlite-utils plugins were loaded for a citewatch database")
+
+    monkeypatch.setattr(sqlite_utils.db, "ensure_plugins_loaded", plugins_loaded)
+    monkeypatch.setattr(sqlite_utils.plugins, "ensure_plugins_loaded", plugins_loaded)
+    Store.open(tmp_path / "citewatch.db").close()

@@ -345,7 +345,10 @@ class Store:
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)
-        db = sqlite_utils.Database(conn)
+        # sqlite-utils plugins are for its own CLI: running every installed one on our
+        # connection could change what our queries mean, and finding them scans the metadata
+        # of every installed package (~20 ms of each command's start-up).
+        db = sqlite_utils.Database(conn, execute_plugins=False)
         if str(path) != ":memory:":
             db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
