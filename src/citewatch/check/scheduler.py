@@ -86,6 +86,51 @@ class _Host:
     stats: HostStats = field(default_factory=HostStats)
 
 
+class _RequestSlot:
+    """One request's hold on its host's slot and a global slot (see :meth:`Scheduler.request`).
+
+    A plain class rather than an ``asynccontextmanager``: it is entered for every exchange of
+    a run, and the generator machinery cost more than the bookkeeping it wraps."""
+
+    __slots__ = ("scheduler", "state", "urgent")
+
+    def __init__(self, scheduler: Scheduler[object], state: _Host, urgent: bool) -> None:
+        self.scheduler = scheduler
+        self.state = state
+        self.urgent = urgent
+
+    async def __aenter__(self) -> None:
+        scheduler, state = self.scheduler, self.state
+        await state.semaphore.acquire()
+        try:
+            while True:  # a pause may be extended while we sleep
+                wait = state.paused_until - scheduler.clock()
+                if wait <= 0:
+                    break
+                async with scheduler.idle():
+                    await asyncio.sleep(wait)
+            if scheduler.interval:
+                now = scheduler.clock()
+                start = max(now, state.next_start)
+                state.next_start = start + scheduler.interval
+                if start > now:
+                    await asyncio.sleep(start - now)
+            await scheduler._global.acquire(self.urgent)
+        except BaseException:
+            state.semaphore.release()
+            raise
+        stats = state.stats
+        stats.requests += 1
+        stats.in_flight += 1
+        if stats.in_flight > stats.max_in_flight:
+            stats.max_in_flight = stats.in_flight
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.state.stats.in_flight -= 1
+        self.scheduler._global.release()
+        self.state.semaphore.release()
+
+
 class Scheduler(Generic[T]):
     """Per-host and global limits for one run."""
 
@@ -114,37 +159,15 @@ class Scheduler(Generic[T]):
             state = self._hosts[host] = _Host(asyncio.Semaphore(self.per_host))
         return state
 
-    @asynccontextmanager
-    async def request(self, host: str, *, urgent: bool = False) -> AsyncIterator[None]:
-        """Hold one request slot for ``host`` (waits for pauses and spacing first).
+    def request(self, host: str, *, urgent: bool = False) -> _RequestSlot:
+        """Hold one request slot for ``host`` (waits for pauses and spacing first):
+        ``async with scheduler.request(host): …``.
 
         ``urgent`` requests (the next hop of a probe already under way) get the next free global
         slot before new probes: a redirect chain is not sent to the back of the queue at each
         hop, so it ends as soon as its hops allow, not one queue length later per hop.
         """
-        state = self._host(host)
-        async with state.semaphore:
-            while True:  # a pause may be extended while we sleep
-                wait = state.paused_until - self.clock()
-                if wait <= 0:
-                    break
-                async with self.idle():
-                    await asyncio.sleep(wait)
-            if self.interval:
-                now = self.clock()
-                start = max(now, state.next_start)
-                state.next_start = start + self.interval
-                if start > now:
-                    await asyncio.sleep(start - now)
-            await self._global.acquire(urgent)
-            state.stats.requests += 1
-            state.stats.in_flight += 1
-            state.stats.max_in_flight = max(state.stats.max_in_flight, state.stats.in_flight)
-            try:
-                yield
-            finally:
-                state.stats.in_flight -= 1
-                self._global.release()
+        return _RequestSlot(self, self._host(host), urgent)
 
     def pause(self, host: str, seconds: float) -> None:
         """Send nothing to ``host`` for ``seconds`` (e.g. it answered 429 with Retry-After)."""
