@@ -76,7 +76,8 @@ class RichReporter:
             self._progress.advance(self._task, count)
 
     def note(self, message: str) -> None:
-        self.console.print(message, markup=False, highlight=False)
+        # One line per note whatever the width: cron logs and CI output are read by grep.
+        self.console.print(message, markup=False, highlight=False, soft_wrap=True)
 
     def close(self) -> None:
         if self._progress is not None:
