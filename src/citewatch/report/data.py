@@ -226,7 +226,9 @@ class CitationRecord:
     last_error: str | None
     best_snapshot: SnapshotInfo | None
     replacement: str | None
-    """What to cite instead: the best snapshot of a broken link, or a moved link's new URL."""
+    """What to cite instead (what ``citewatch fix`` writes): the best snapshot of a broken link (for a
+    cited archive link that does not replay, the best other capture of its original), or a moved
+    link's new URL."""
     replacement_kind: str | None
     """``snapshot`` or ``moved``."""
     captures: tuple[CaptureInfo, ...]
@@ -446,18 +448,22 @@ def gather(
     by_profile: dict[str, list[CitationRecord]] = defaultdict(list)
     for row in rows:
         url_id = row["url_id"]
-        best = None
-        if url_id is not None:
+        best = cited = None
+        if row["archived_timestamp"] and url_id is not None:
+            timestamp = str(row["archived_timestamp"])
+            cited = cited_capture(timestamp, *replays.get((url_id, timestamp), (None, None)))
+        if cited is not None and cited.fails:
+            # What fix writes: never the capture cited, nor the one served in its place.
+            best = other_usable_capture(
+                snapshots.get(url_id, ()), row["published"], rejected.get(url_id, ()), cited
+            )
+        elif url_id is not None:
             key = (url_id, row["published"])
             if key not in best_cache:
                 best_cache[key] = usable_best_snapshot(
                     snapshots.get(url_id, ()), row["published"], rejected.get(url_id, ())
                 )
             best = best_cache[key]
-        cited = None
-        if row["archived_timestamp"] and url_id is not None:
-            timestamp = str(row["archived_timestamp"])
-            cited = cited_capture(timestamp, *replays.get((url_id, timestamp), (None, None)))
         record = _citation_record(
             row,
             latest.get(url_id),
@@ -632,6 +638,24 @@ def usable_best_snapshot(
     return best_snapshot((s for s in snapshots if str(s["timestamp"]) not in bad), published)
 
 
+def other_usable_capture(
+    snapshots: Iterable[Mapping[str, Any]],
+    published: str | None,
+    rejected: Iterable[str],
+    cited: CitedCapture,
+) -> Mapping[str, Any] | None:
+    """What to cite instead of a Wayback link whose cited capture does not replay: the best usable
+    snapshot of its original URL (:func:`usable_best_snapshot`, the rule for dead URLs), never the
+    capture cited nor the one the archive served in its place (for a short timestamp, the nearest
+    capture, which the replay found to be a "page not found" or a non-2xx page), nor any capture
+    ``rejected`` on replay.
+
+    ``citewatch fix`` writes it and the reports suggest it: both call this.
+    """
+    bad = {cited.timestamp, *([cited.served_timestamp] if cited.served_timestamp else [])}
+    return usable_best_snapshot(snapshots, published, {*rejected, *bad})
+
+
 def _snapshot_samples(store: Store) -> dict[tuple[int, str], str]:
     """(url_id, timestamp) → the newest text sample of a replay of that capture."""
     sql = (
@@ -720,7 +744,7 @@ def _citation_record(
     if not row["archived_timestamp"]:
         replacement, kind = suggested_replacement(verdict, row["moved_to"], snap, row["fragment"])
     elif cited is not None and cited.fails and snap is not None:
-        # The cited capture does not replay: the best usable capture of the original instead.
+        # The cited capture does not replay: ``best`` is the other capture (other_usable_capture).
         replacement, kind = with_fragment(snap.replay_url, row["fragment"]), "snapshot"
     drift = compare(latest_ok, best, snapshot_text) if url else None
     return CitationRecord(
