@@ -7,10 +7,14 @@ reader would have produced) and verdicts in a real SQLite file, then plans and w
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from citewatch.cli import app, judged_broken
+from citewatch.extract import read_profile
 from citewatch.fix import FixRefused, ProfileNotScanned, plan_fix, write_fix
 from citewatch.models import Citation, Profile, Snapshot
 from citewatch.store import Store
@@ -95,6 +99,20 @@ def judge(
         run,
         [Snapshot(url, ts, url, status, "text/html", f"D{ts}", 1) for ts, status in snapshots],
     )
+
+
+def scan_read(store: Store, path: Path, text: str, base: str | None = None) -> None:
+    """Write ``text`` to ``path`` and store it as citewatch's own reader reads it."""
+    path.write_text(text)
+    store.save_profile(read_profile(path, base_url=base), store.begin_run("scan"))
+
+
+def cited_urls(path: Path, base: str | None = None) -> list[str]:
+    """The URLs (fragment included) citewatch's reader finds in ``path`` now."""
+    return [
+        c.url + (f"#{c.fragment}" if c.fragment else "")
+        for c in read_profile(path, base_url=base).citations
+    ]
 
 
 def changed_lines(diff: str) -> tuple[list[str], list[str]]:
@@ -297,6 +315,45 @@ def test_markdown_link_targets_autolinks_bare_urls_and_references(store, tmp_pat
     assert new.count("web.archive.org") == 6
 
 
+def test_a_replacement_never_breaks_a_markdown_link_destination(store, tmp_path):
+    # "(" alone is a valid path or query character: written bare into a link destination it would
+    # leave the link's parentheses unbalanced (the link ends elsewhere, or is no link). An
+    # autolink reads no backslash escapes, and needs none.
+    path = tmp_path / "p.md"
+    text = (
+        "See [the list](https://p.example/a?q=\\(c) and [more](<https://p.example/b>)\n"
+        "or <https://p.example/d?q=(d>.\n\n[1]: https://p.example/c\n\nAlso [ref][1].\n"
+    )
+    scan_read(store, path, text)
+    assert cited_urls(path) == [
+        "https://p.example/a?q=(c",
+        "https://p.example/b",
+        "https://p.example/d?q=(d",
+        "https://p.example/c",
+    ]
+    judge(store, "https://p.example/a?q=(c", "dead", [("20200101000000", 200)])
+    judge(store, "https://p.example/d?q=(d", "dead", [("20200101000000", 200)])
+    judge(store, "https://p.example/b", "moved", moved_to="https://p.example/new(b")
+    judge(store, "https://p.example/c", "moved", moved_to="https://p.example/new(c")
+    result = plan_fix(store, path, include_moved=True)
+    assert result.new_text == (
+        f"See [the list]({WB}/20200101000000/https://p.example/a?q=\\(c) and"
+        " [more](<https://p.example/new\\(b>)\n"
+        f"or <{WB}/20200101000000/https://p.example/d?q=(d>.\n"
+        "\n[1]: https://p.example/new\\(c\n\nAlso [ref][1].\n"
+    )
+    write_fix(result, path)
+    # Read back by citewatch's own reader: each link now points at exactly its replacement.
+    assert cited_urls(path) == [
+        f"{WB}/20200101000000/https://p.example/a?q=(c",
+        "https://p.example/new(b",
+        f"{WB}/20200101000000/https://p.example/d?q=(d",
+        "https://p.example/new(c",
+    ]
+    again = plan_fix(store, path, include_moved=True)
+    assert again.diff == "" and again.refused is None and len(again.already_fixed) == 4
+
+
 def test_moved_links_change_only_with_include_moved(store, tmp_path):
     path = tmp_path / "p.md"
     scan(
@@ -388,6 +445,82 @@ def test_html_moved_links_get_the_new_href(store, tmp_path):
     judge(store, "https://old.example/p", "moved", moved_to="https://new.example/p")
     result = plan_fix(store, path, include_moved=True)
     assert result.new_text == '<p><a href="https://new.example/p">x</a></p>\n'
+
+
+def attribute_values(path: Path) -> list[str]:
+    """Every href and src of ``path`` as an HTML parser reads them (character references decoded)."""
+    from html.parser import HTMLParser
+
+    found: list[str] = []
+
+    class Links(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            found.extend(value for name, value in attrs if name in ("href", "src"))
+
+    Links().feed(path.read_text())
+    return found
+
+
+def test_a_replacement_written_into_an_html_attribute_is_escaped_for_its_quoting(store, tmp_path):
+    # Moved links, images and non-replaying archive links get a new href/src: written as they are,
+    # "&" would start a character reference and a quote would end the attribute.
+    path = tmp_path / "p.html"
+    original = "https://a.example/report?id=1&part=2"
+    text = (
+        '<p><a href="https://old.example/p?id=1">moved</a>\n'
+        "<img alt='chart' src='https://i.example/it&#39;s.png?w=1&amp;h=2'>\n"
+        "<a href=https://old.example/q>unquoted</a>\n"
+        f'<a href="{WB}/20171017230858/https://a.example/report?id=1&amp;part=2">archived</a></p>\n'
+    )
+    scan_read(store, path, text)
+    store.db.execute("UPDATE citations SET role = 'media' WHERE raw LIKE 'https://i.example/%'")
+    moved_p = "https://new.example/p?id=1&lang=en"
+    moved_q = "https://new.example/q?a=1&b=2"
+    judge(store, "https://old.example/p?id=1", "moved", moved_to=moved_p)
+    judge(store, "https://i.example/it's.png?w=1&h=2", "dead", [("20200101000000", 200)])
+    judge(store, "https://old.example/q", "moved", moved_to=moved_q)
+    judge(store, original, "dead", [("20170901000000", 200)])
+    replayed(store, original, "20171017230858", status=404, memento_datetime="20171017230858")
+
+    result = plan_fix(store, path, include_moved=True)
+    image = f"{WB}/20200101000000/https://i.example/it's.png?w=1&h=2"
+    archived = f"{WB}/20170901000000/{original}"
+    assert result.new_text == (
+        '<p><a href="https://new.example/p?id=1&amp;lang=en">moved</a>\n'
+        f"<img alt='chart' src='{WB}/20200101000000/https://i.example/it&#39;s.png?w=1&amp;h=2'>\n"
+        "<a href=https://new.example/q?a&#61;1&amp;b&#61;2>unquoted</a>\n"
+        f'<a href="{WB}/20170901000000/https://a.example/report?id=1&amp;part=2">archived</a></p>\n'
+    )
+    assert {r["replacement"] for r in result.replaced} == {moved_p, image, moved_q, archived}
+    write_fix(result, path)
+    # An HTML parser reads back exactly the replacement URLs, and so does citewatch's reader.
+    assert attribute_values(path) == [moved_p, image, moved_q, archived]
+    assert cited_urls(path) == [
+        moved_p,
+        "https://web.archive.org/web/20200101000000/https://i.example/it's.png?w=1&h=2",
+        moved_q,
+        archived,
+    ]
+    again = plan_fix(store, path, include_moved=True)
+    assert again.diff == "" and again.refused is None and again.replaced == []
+    assert len(again.already_fixed) == 4
+
+
+def test_an_href_an_earlier_citewatch_wrote_unescaped_is_re_escaped(store, tmp_path):
+    path = tmp_path / "p.html"
+    scan_read(store, path, '<p><a href="https://old.example/p">x</a></p>\n')
+    moved = "https://new.example/p?a=1&copy;=2"  # "&copy;" in an attribute reads as "©"
+    judge(store, "https://old.example/p", "moved", moved_to=moved)
+    path.write_text(f'<p><a href="{moved}">x</a></p>\n')  # as fix wrote it before it escaped
+    assert attribute_values(path) == ["https://new.example/p?a=1©=2"]
+    result = plan_fix(store, path, include_moved=True)
+    assert result.refused is None, "our own (unescaped) rewrite is not an outside change"
+    assert result.new_text == '<p><a href="https://new.example/p?a=1&amp;copy;=2">x</a></p>\n'
+    assert [(r["mode"], r["replacement"]) for r in result.replaced] == [("escape", moved)]
+    write_fix(result, path)
+    assert attribute_values(path) == [moved]
+    again = plan_fix(store, path, include_moved=True)
+    assert again.diff == "" and again.refused is None and len(again.already_fixed) == 1
 
 
 # -- what is refused or left alone --------------------------------------------------------------------
@@ -519,6 +652,92 @@ def test_ignored_alive_and_skipped_links_are_never_touched(store, tmp_path):
     store.add_ignore("https://i.example/1", "false positive")
     result = plan_fix(store, path)
     assert result.diff == "" and result.unresolved == [] and result.replaced == []
+    assert [(i["url"], i["reason"]) for i in result.ignored] == [
+        ("https://i.example/1", "false positive")
+    ]
+
+
+GLOB = "https://g.example/*"
+
+
+def ignorable(store: Store, tmp_path: Path) -> Path:
+    """A profile with dead links (one without a snapshot) and a non-replaying archive link under
+    ``GLOB``, and one dead link that is not."""
+    path = tmp_path / "p.md"
+    cited = f"{WB}/20171017230858/https://g.example/report"
+    text = f"<https://g.example/1> <https://g.example/2> <https://k.example/3>\n[report]({cited})\n"
+    scan(
+        store,
+        path,
+        text,
+        "markdown",
+        [
+            ("<https://g.example/1>", "https://g.example/1"),
+            ("<https://g.example/2>", "https://g.example/2"),
+            ("<https://k.example/3>", "https://k.example/3"),
+            (f"[report]({cited})", cited),
+        ],
+    )
+    judge(store, "https://g.example/1", "dead", [("20200101000000", 200)])
+    judge(store, "https://g.example/2", "dead")  # no snapshot: would be listed as unresolved
+    judge(store, "https://k.example/3", "dead", [("20200101000000", 200)])
+    judge(store, "https://g.example/report", "dead", [("20170901000000", 200)])
+    not_archived(store, "https://g.example/report", "20171017230858")
+    return path
+
+
+def test_a_config_ignore_glob_keeps_a_dead_citation_unchanged_and_lists_it(store, tmp_path):
+    path = ignorable(store, tmp_path)
+    text = path.read_text()
+    result = plan_fix(store, path, ignore_patterns=[GLOB])
+    assert result.new_text == text.replace(
+        "<https://k.example/3>", f"<{WB}/20200101000000/https://k.example/3>"
+    )
+    assert [r["url"] for r in result.replaced] == ["https://k.example/3"]
+    assert result.unresolved == []
+    why = f"matches ignore pattern {GLOB!r}"
+    assert [(i["line"], i["url"], i["reason"]) for i in result.ignored] == [
+        (1, "https://g.example/1", why),
+        (1, "https://g.example/2", why),
+        (2, f"{WB}/20171017230858/https://g.example/report", why),
+    ]
+    # The same rule as the exit code: what fix leaves as ignored is what exit code 1 leaves out.
+    broken = {b["cited_url"] for b in judged_broken(store)}
+    assert broken - {b["cited_url"] for b in judged_broken(store, [GLOB])} == {
+        i["url"] for i in result.ignored
+    }
+    # Without the glob, each of them is fixed or listed as unresolved.
+    plain = plan_fix(store, path)
+    assert plain.ignored == [] and len(plain.replaced) == 3 and len(plain.unresolved) == 1
+
+
+def test_the_fix_command_follows_the_config_files_ignore_globs(store, tmp_path, monkeypatch):
+    path = ignorable(store, tmp_path)
+    before = path.read_text()
+    (tmp_path / "citewatch.toml").write_text(f'db = "t.db"\nignore = ["{GLOB}"]\n')
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    shown = runner.invoke(app, ["fix", "p.md"], catch_exceptions=False)
+    assert shown.exit_code == 0, shown.output
+    removed, added = changed_lines(shown.stdout)
+    assert [line.replace(f"{WB}/20200101000000/", "") for line in added] == removed
+    assert len(removed) == 1 and removed[0].startswith("<https://g.example/1>")
+    why = f"matches ignore pattern {GLOB!r}"
+    assert f"ignored: line 1: https://g.example/2: {why}" in shown.stderr
+    assert "not fixed" not in shown.stderr
+    done = runner.invoke(app, ["fix", "p.md", "--write", "--json"], catch_exceptions=False)
+    assert done.exit_code == 0, done.output
+    doc = json.loads(done.stdout)
+    assert [i["url"] for i in doc["ignored"]] == [
+        "https://g.example/1",
+        "https://g.example/2",
+        f"{WB}/20171017230858/https://g.example/report",
+    ]
+    assert {i["reason"] for i in doc["ignored"]} == {why}
+    assert doc["unresolved"] == [] and doc["written"] is True
+    assert path.read_text() == before.replace(
+        "<https://k.example/3>", f"<{WB}/20200101000000/https://k.example/3>"
+    )
 
 
 def test_line_endings_and_a_missing_final_newline_survive(store, tmp_path):

@@ -1058,7 +1058,11 @@ def fix(
         )
     try:
         result = plan_fix(
-            store, path, include_moved=include_moved, wayback_url=settings.wayback_url
+            store,
+            path,
+            include_moved=include_moved,
+            wayback_url=settings.wayback_url,
+            ignore_patterns=settings.ignore,
         )
     except ProfileNotScanned as exc:
         raise fail(str(exc)) from exc
@@ -1077,6 +1081,7 @@ def fix(
                 "replaced": result.replaced,
                 "unresolved": result.unresolved,
                 "already_fixed": result.already_fixed,
+                "ignored": result.ignored,
                 "refused": result.refused,
                 "written": backup is not None,
                 "backup": str(backup) if backup else None,
@@ -1094,6 +1099,11 @@ def fix(
         for item in result.unresolved:
             err.print(
                 f"not fixed: line {item.get('line')}: {item.get('url')}: {item.get('reason')}",
+                markup=False,
+            )
+        for item in result.ignored:
+            err.print(
+                f"ignored: line {item.get('line')}: {item.get('url')}: {item.get('reason')}",
                 markup=False,
             )
         if write and not refused:

@@ -5,9 +5,12 @@ Works from the database alone (no network). For each current citation of the pro
 (``{wayback}/web/<timestamp>/<original>``); with ``include_moved`` each ``moved`` URL gets its new
 location. A citation that is itself an archive link is rewritten only when its capture is known not
 to replay (the rule of ``Store.broken_citations``, which makes it count for exit code 1): it gets the
-best *other* usable capture of its original URL, by the same rule. Ignored URLs, archive links that
-replay (or were never verified) and citations with no usable 2xx snapshot are never guessed at (the
-last are listed in ``unresolved``).
+best *other* usable capture of its original URL, by the same rule. Archive links that replay (or
+were never verified) and citations with no usable 2xx snapshot are never guessed at (the last are
+listed in ``unresolved``). A URL under an ignore rule — a ``citewatch ignore`` override or a glob of
+the config's ``ignore`` list, :func:`citewatch.config.ignore_reason`, the rule the exit code and the
+reports follow — is never rewritten: a citation fix would otherwise have acted on is listed in
+``ignored``, with the rule's reason.
 
 Safety rules, each one a reason this module exists rather than a search-and-replace:
 
@@ -17,10 +20,15 @@ Safety rules, each one a reason this module exists rather than a search-and-repl
 - **Format-aware.** Markdown link targets, autolinks, bare URLs, the seed's text format (``[t \\(u\\)](u)``,
   ``name (/path)``) and HTML attributes are rewritten in place; in HTML profiles a dead link keeps its
   ``href`` and gains Robust Links attributes (``data-originalurl``, ``data-versionurl``,
-  ``data-versiondate``) instead.
+  ``data-versiondate``) instead. The new URL is written escaped for where it stands: inside an HTML
+  attribute value (in HTML, or raw HTML in Markdown) as a character-reference-escaped value for its
+  quoting (``&`` → ``&amp;``, ``"`` → ``&quot;``…); as a Markdown link destination with whitespace
+  percent-encoded and unbalanced parentheses backslash-escaped; inside ``<…>`` with ``<``, ``>`` and
+  whitespace percent-encoded; elsewhere (bare URLs, the text-dump echoes) as it is.
 - **Idempotent.** The database still describes the file as scanned, so a site already carrying our
-  rewrite is recognised (any known 2xx capture of the URL, or its new location) and left alone; planning
-  again after ``--write`` gives an empty diff.
+  rewrite is recognised (any known 2xx capture of the URL, or its new location, as escaped for its
+  place) and left alone; planning again after ``--write`` gives an empty diff. One that an earlier
+  citewatch wrote into an HTML attribute without escaping is re-escaped (mode ``escape``).
 - **Refuses stale files.** If the file's sha256 differs from the scanned one, the plan reverts our own
   rewrites in memory; only if that does not reproduce the scanned bytes has the file changed in other
   ways, and :func:`write_fix` raises :class:`FixRefused` (rescan first).
@@ -43,6 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .config import ignore_reason
 from .extract.markdown import closing_group
 from .models import BROKEN_VERDICTS
 from .report.data import (
@@ -75,6 +84,11 @@ _DECORATION = re.compile(
     re.IGNORECASE,
 )
 _HAS_VERSION = re.compile(r"\bdata-versionurl\s*=", re.IGNORECASE)
+_REFERENCE = re.compile(r" {0,3}\[(?:\\.|[^\\\[\]])+\]:[ \t]*(?:\n[ \t]*)?")
+_MD_DESTINATION_BEFORE = re.compile(r"\]\([ \t]*(<?)\Z")
+_REFERENCE_BEFORE = re.compile(r" {0,3}\[(?:\\.|[^\\\[\]])+\]:[ \t]*(<?)")
+#: From a start tag's '<' to an attribute's value: the value's quote ('' when unquoted) is group 1.
+_ATTR_VALUE_BEFORE = re.compile(r"""<[A-Za-z][^<>]*?\s[^\s"'<>/=]+\s*=\s*(["']?)""")
 
 
 class FixRefused(Exception):
@@ -101,6 +115,9 @@ class FixResult:
     """The rewritten file, or None when nothing changes."""
     already_fixed: list[dict[str, Any]] = field(default_factory=list)
     """Citations whose site already carries the rewrite (from an earlier ``--write``)."""
+    ignored: list[dict[str, Any]] = field(default_factory=list)
+    """Citations fix would have acted on, left alone because their URL is under an ignore rule
+    (``citewatch ignore`` or the config's ``ignore`` globs): line, column, url, verdict, reason."""
     source_sha256: str = ""
     """sha256 of the bytes the plan was made from (write_fix refuses if the file moved on)."""
     refused: str | None = None
@@ -113,8 +130,9 @@ class _Candidate:
     replacement: str
     kind: str
     """``snapshot`` or ``moved``."""
-    fixed_forms: tuple[str, ...]
-    """Every string an earlier rewrite of this URL may have left (longest first)."""
+    fixed_forms: dict[str, SnapshotInfo | None]
+    """Every URL an earlier rewrite of this citation may have left (longest first), with its
+    capture (None: the new location of a moved URL)."""
     snapshot: SnapshotInfo | None
 
 
@@ -126,6 +144,8 @@ class _Site:
     """(start, end, text) edits in the current text; empty when already fixed."""
     reverts: list[tuple[int, int, str]]
     """Edits that would turn an already-fixed site back into the scanned text."""
+    escaped: str | None = None
+    """The URL an earlier rewrite left unescaped here, which ``edits`` only re-escape."""
 
 
 def _line_starts(text: str) -> list[int]:
@@ -151,50 +171,79 @@ def _profile_row(store: Store, path: Path) -> dict[str, Any] | None:
 
 
 def _candidates(
-    store: Store, rows: Sequence[Mapping[str, Any]], include_moved: bool, wayback_url: str
-) -> tuple[list[_Candidate], list[dict[str, Any]]]:
-    ignored = store.ignored()
-    candidates, unresolved = [], []
+    store: Store,
+    rows: Sequence[Mapping[str, Any]],
+    include_moved: bool,
+    wayback_url: str,
+    ignore_patterns: Sequence[str] = (),
+) -> tuple[list[_Candidate], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(citations to rewrite, broken ones left alone with why, ignored ones fix would have acted
+    on, with the ignore rule's reason)."""
+    rules = store.ignored()
+    candidates, unresolved, ignored = [], [], []
     snapshot_cache: dict[int, list[dict[str, Any]]] = {}
     for row in rows:
-        url, verdict = row["url"], row["verdict"]
-        if not url or row["skip_reason"] or url in ignored:
+        if not row["url"] or row["skip_reason"]:
             continue
         if row["url_id"] not in snapshot_cache:
             snapshot_cache[row["url_id"]] = store.snapshots_for(row["url_id"])
-        snaps = snapshot_cache[row["url_id"]]
-        if row["archived_timestamp"]:
-            # An archive link: rewritten only when its capture is known not to replay.
-            cited = _failing_capture(store, row)
-            if cited is not None:
-                found = _other_capture(store, row, cited, snaps, wayback_url)
-                if isinstance(found, _Candidate):
-                    candidates.append(found)
-                else:
-                    unresolved.append(_entry(row, found))
+        found = _consider(store, row, snapshot_cache[row["url_id"]], include_moved, wayback_url)
+        if found is None:
             continue
-        if unwrap_wayback(row["cited_url"] or ""):
-            continue  # an archive link not recorded as one: never rewritten
-        fragment = row["fragment"] or ""
-        # What an earlier rewrite may have left here: any known capture, or the new location.
-        fixed = {
-            with_fragment(snapshot_info(s, url, None, wayback_url).replay_url, fragment)
-            for s in snaps
-        }
-        if row["moved_to"]:
-            fixed.add(with_fragment(row["moved_to"], fragment))
-        forms = tuple(sorted(fixed, key=len, reverse=True))
-        rejected = rejected_captures(store, row["url_id"]).get(row["url_id"], ())
-        best = usable_best_snapshot(snaps, row["published"], rejected)
-        snap = snapshot_info(best, url, row["published"], wayback_url) if best else None
-        replacement, kind = suggested_replacement(verdict, row["moved_to"], snap, fragment)
-        if verdict in BROKEN_VERDICTS and replacement is None:
-            unresolved.append(_entry(row, _no_snapshot_reason(store, row["url_id"])))
-        elif kind == "moved" and include_moved and not is_web_url(replacement):
-            unresolved.append(_entry(row, "moved, but the new location is not an http(s) URL"))
-        elif replacement and (kind == "snapshot" or include_moved):
-            candidates.append(_Candidate(row, replacement, kind, forms, snap))
-    return candidates, unresolved
+        # The one ignore rule (what the exit code, "Needs attention" and the reports follow).
+        reason = ignore_reason(row["url"], ignore_patterns, rules)
+        if reason is not None:
+            ignored.append(_entry(row, reason))
+        elif isinstance(found, _Candidate):
+            candidates.append(found)
+        else:
+            unresolved.append(_entry(row, found))
+    return candidates, unresolved, ignored
+
+
+def _known_forms(
+    row: Mapping[str, Any], snaps: Sequence[Mapping[str, Any]], wayback_url: str, but: str = ""
+) -> dict[str, SnapshotInfo | None]:
+    """What an earlier rewrite may have left at a citation: any known capture (but the timestamp
+    ``but``), or the new location of a moved URL; longest first."""
+    fragment = row["fragment"] or ""
+    fixed: dict[str, SnapshotInfo | None] = {}
+    for s in snaps:
+        if str(s["timestamp"]) != but:
+            info = snapshot_info(s, row["url"], row["published"], wayback_url)
+            fixed.setdefault(with_fragment(info.replay_url, fragment), info)
+    if row["moved_to"] and not row["archived_timestamp"]:
+        fixed.setdefault(with_fragment(row["moved_to"], fragment), None)
+    return dict(sorted(fixed.items(), key=lambda item: len(item[0]), reverse=True))
+
+
+def _consider(
+    store: Store,
+    row: Mapping[str, Any],
+    snaps: Sequence[Mapping[str, Any]],
+    include_moved: bool,
+    wayback_url: str,
+) -> _Candidate | str | None:
+    """What fix would do with one citation: rewrite it, list it as unresolved (why), or nothing."""
+    url, verdict = row["url"], row["verdict"]
+    if row["archived_timestamp"]:
+        # An archive link: rewritten only when its capture is known not to replay.
+        cited = _failing_capture(store, row)
+        return None if cited is None else _other_capture(store, row, cited, snaps, wayback_url)
+    if unwrap_wayback(row["cited_url"] or ""):
+        return None  # an archive link not recorded as one: never rewritten
+    fragment = row["fragment"] or ""
+    rejected = rejected_captures(store, row["url_id"]).get(row["url_id"], ())
+    best = usable_best_snapshot(snaps, row["published"], rejected)
+    snap = snapshot_info(best, url, row["published"], wayback_url) if best else None
+    replacement, kind = suggested_replacement(verdict, row["moved_to"], snap, fragment)
+    if verdict in BROKEN_VERDICTS and replacement is None:
+        return _no_snapshot_reason(store, row["url_id"])
+    if kind == "moved" and include_moved and not is_web_url(replacement):
+        return "moved, but the new location is not an http(s) URL"
+    if replacement and (kind == "snapshot" or include_moved):
+        return _Candidate(row, replacement, kind, _known_forms(row, snaps, wayback_url), snap)
+    return None
 
 
 def _failing_capture(store: Store, row: Mapping[str, Any]) -> CitedCapture | None:
@@ -236,12 +285,7 @@ def _other_capture(
         )
     snap = snapshot_info(best, url, row["published"], wayback_url)
     # What an earlier rewrite may have left here: any known capture but the one cited.
-    fixed = {
-        with_fragment(snapshot_info(s, url, None, wayback_url).replay_url, fragment)
-        for s in snaps
-        if str(s["timestamp"]) != cited.timestamp
-    }
-    forms = tuple(sorted(fixed, key=len, reverse=True))
+    forms = _known_forms(row, snaps, wayback_url, but=cited.timestamp)
     return _Candidate(row, with_fragment(snap.replay_url, fragment), "snapshot", forms, snap)
 
 
@@ -345,27 +389,142 @@ def _wanted(row: Mapping[str, Any]) -> set[str]:
     return {u.partition("#")[0] for u in urls if u}
 
 
+# -- writing a URL where it stands --------------------------------------------------------------------
+# Contexts: '"', "'", "=" (HTML attribute value, double-, single- or unquoted), "html" (somewhere in an
+# HTML document), "md-dest" (a Markdown link destination), "md-angle" (one in ``<…>``), "autolink"
+# (``<URL>``, where backslash escapes are not read), None (as it is).
+
+_UNQUOTED_UNSAFE = re.compile(r"[\s\"'=<>`]")
+_MD_UNSAFE = re.compile(r"[\x00-\x20\x7f]")
+_ANGLE_UNSAFE = re.compile(r"[\x00-\x20\x7f<>]")
+#: Every context a URL may be written into (for finding a site written by an earlier rewrite).
+_CONTEXTS = ('"', "'", "=", "html", "md-dest", "md-angle", "autolink", None)
+
+
+def _percent(match: re.Match[str]) -> str:
+    return "".join(f"%{byte:02X}" for byte in match.group().encode("utf-8"))
+
+
+def _balanced(url: str) -> bool:
+    depth = 0
+    for ch in url:
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def encode_url(url: str, context: str | None) -> str:
+    """``url`` as written into ``context`` (see above), so that it reads back as ``url``.
+
+    >>> encode_url('https://x.org/?a=1&b="2"', '"')
+    'https://x.org/?a=1&amp;b=&quot;2&quot;'
+    >>> encode_url("https://x.org/a)b c", "md-dest")
+    'https://x.org/a\\\\)b%20c'
+    """
+    if context in ('"', "'"):
+        return url.replace("&", "&amp;").replace(context, "&quot;" if context == '"' else "&#39;")
+    if context == "=":
+        return _UNQUOTED_UNSAFE.sub(lambda m: f"&#{ord(m.group())};", url.replace("&", "&amp;"))
+    if context == "html":
+        return html.escape(url, quote=True)
+    if context in ("md-dest", "md-angle"):
+        # Backslash escapes are read in both; "(" and ")" must balance in a plain destination, and
+        # may as well in <…> (a reader matching parentheses from the end would miss the link).
+        url = (_MD_UNSAFE if context == "md-dest" else _ANGLE_UNSAFE).sub(_percent, url)
+        url = url.replace("\\", "\\\\")
+        return url if _balanced(url) else url.replace("(", "\\(").replace(")", "\\)")
+    if context == "autolink":
+        return _ANGLE_UNSAFE.sub(_percent, url)
+    return url
+
+
+def _raw_context(raw: str, span: tuple[int, int]) -> str | None:
+    """The context of a URL span that the citation's raw text itself shows, or None."""
+    start, end = span
+    for m in _ATTR.finditer(raw):
+        for index, quote in ((1, '"'), (2, "'"), (3, "=")):
+            if (m.start(index), m.end(index)) == span and m.group(index) is not None:
+                return quote
+    group = closing_group(raw)
+    if group and raw[group[0] - 2 : group[0]] == "](":
+        inner = raw[group[0] : group[1]]
+        lead = len(inner) - len(inner.lstrip())
+        if inner.strip().startswith("<") and start == group[0] + lead + 1:
+            return "md-angle"
+        if start == group[0] + lead:
+            return "md-dest"
+    reference = _REFERENCE.match(raw)
+    if reference and start == reference.end():
+        return "md-dest"
+    if any((m.start(1), m.end(1)) == span for m in _AUTOLINK.finditer(raw)):
+        return "autolink"
+    return None
+
+
+def _text_context(text: str, pos: int, fmt: str) -> str | None:
+    """The context of a URL starting at ``pos`` whose raw text does not show it (readers record
+    an attribute value or a link destination alone): an attribute value of an HTML start tag (in
+    HTML, or raw HTML in Markdown); a Markdown link destination, reference definition or autolink
+    (in Markdown and the Markdown-like text dumps); else HTML text (in HTML); else as it is."""
+    if fmt in ("html", "markdown"):
+        lt = text.rfind("<", max(0, pos - 4096), pos)
+        if lt >= 0 and (m := _ATTR_VALUE_BEFORE.fullmatch(text, lt, pos)):
+            return m.group(1) or "="
+    if fmt in ("markdown", "text"):
+        prefix = text[text.rfind("\n", 0, pos) + 1 : pos]
+        if m := _MD_DESTINATION_BEFORE.search(prefix) or _REFERENCE_BEFORE.fullmatch(prefix):
+            return "md-angle" if m.group(1) else "md-dest"
+        if prefix.endswith("<"):
+            return "autolink"
+    return "html" if fmt == "html" else None
+
+
 # -- matching a citation's site in the current text --------------------------------------------------
 
 
 def _match_replace(
-    text: str, pos: int, raw: str, spans: Sequence[tuple[int, int]], cand: _Candidate
+    text: str,
+    pos: int,
+    raw: str,
+    spans: Sequence[tuple[int, int]],
+    cand: _Candidate,
+    fmt: str,
 ) -> _Site | None:
     """The site of ``raw`` at ``pos``, each URL span either as scanned or already rewritten."""
     p, last = pos, 0
     edits, reverts = [], []
+    escaped = None
     for start, end in spans:
         piece = raw[last:start]
         if not text.startswith(piece, p):
             return None
         p += len(piece)
         original = raw[start:end]
-        fixed = next((f for f in cand.fixed_forms if text.startswith(f, p)), None)
+        context = _raw_context(raw, (start, end)) or _text_context(text, p, fmt)
+        written = {f: encode_url(f, context) for f in cand.fixed_forms}
+        fixed = next(
+            (
+                f
+                for f in sorted(written, key=lambda f: -len(written[f]))
+                if text.startswith(written[f], p)
+            ),
+            None,
+        )
+        # An earlier citewatch wrote the URL here without escaping it: only the escaping changes.
+        bare = next(
+            (f for f in cand.fixed_forms if written[f] != f and text.startswith(f, p)), None
+        )
         if fixed is not None:
-            reverts.append((p, p + len(fixed), original))
-            p += len(fixed)
+            reverts.append((p, p + len(written[fixed]), original))
+            p += len(written[fixed])
+        elif bare is not None:
+            reverts.append((p, p + len(bare), original))
+            edits.append((p, p + len(bare), written[bare]))
+            escaped = bare
+            p += len(bare)
         elif text.startswith(original, p):
-            edits.append((p, p + len(original), cand.replacement))
+            edits.append((p, p + len(original), encode_url(cand.replacement, context)))
             p += len(original)
         else:
             return None
@@ -373,7 +532,7 @@ def _match_replace(
     tail = raw[last:]
     if not text.startswith(tail, p):
         return None
-    return _Site(pos, p + len(tail), edits, reverts)
+    return _Site(pos, p + len(tail), edits, reverts, escaped)
 
 
 def _tag_bounds(text: str, inside: int) -> tuple[int, int] | None:
@@ -442,6 +601,7 @@ def _find_site(
     spans: Sequence[tuple[int, int]],
     shift: int,
     decorate: bool,
+    fmt: str,
 ) -> _Site | None:
     row = cand.row
     raw = row["raw"]
@@ -454,7 +614,7 @@ def _find_site(
     def at(pos: int) -> _Site | None:
         if decorate:
             return _match_decorate(text, pos, raw, spans, cand, _version_date(cand.snapshot))
-        return _match_replace(text, pos, raw, spans, cand)
+        return _match_replace(text, pos, raw, spans, cand, fmt)
 
     if row["col"]:
         site = at(line_start + row["col"] - 1 + shift)
@@ -465,7 +625,11 @@ def _find_site(
     first = spans[0]
     needles = {raw[: first[1]]}
     if not decorate:
-        needles |= {raw[: first[0]] + f for f in cand.fixed_forms}
+        needles |= {
+            raw[: first[0]] + encode_url(f, context)
+            for f in cand.fixed_forms
+            for context in _CONTEXTS
+        }
     positions = set()
     for needle in needles:
         p = text.find(needle, line_start, line_end)
@@ -510,8 +674,12 @@ def plan_fix(
     *,
     include_moved: bool = False,
     wayback_url: str = "https://web.archive.org",
+    ignore_patterns: Sequence[str] = (),
 ) -> FixResult:
-    """Plan the rewrite of one profile from the database; reads the file, writes nothing."""
+    """Plan the rewrite of one profile from the database; reads the file, writes nothing.
+
+    ``ignore_patterns`` are the config's ``ignore`` globs: with the ``citewatch ignore`` overrides
+    (read from the database) they make the ignore rule of :func:`citewatch.config.ignore_reason`."""
     profile_path = Path(profile_path)
     profile = _profile_row(store, profile_path)
     if profile is None:
@@ -519,8 +687,12 @@ def plan_fix(
     data = profile_path.read_bytes()
     text = data.decode(ENCODING, _ERRORS)
     rows = store.current_citations(profile["path"])
-    candidates, unresolved = _candidates(store, rows, include_moved, wayback_url)
-    result = FixResult(profile["path"], "", [], unresolved, None, source_sha256=_sha256(data))
+    candidates, unresolved, ignored = _candidates(
+        store, rows, include_moved, wayback_url, ignore_patterns
+    )
+    result = FixResult(
+        profile["path"], "", [], unresolved, None, source_sha256=_sha256(data), ignored=ignored
+    )
     if profile["format"] == "pdf":
         result.unresolved += [_entry(c.row, "PDF profiles are not rewritten") for c in candidates]
         candidates = []
@@ -550,7 +722,7 @@ def plan_fix(
                 and row["role"] != "media"
                 and not row["archived_timestamp"]
             )
-            site = _find_site(text, starts, cand, spans, shift, decorate)
+            site = _find_site(text, starts, cand, spans, shift, decorate, profile["format"])
             if site is None:
                 result.unresolved.append(
                     _entry(row, f"raw text not found at line {row['line']}, column {row['col']}")
@@ -569,11 +741,20 @@ def plan_fix(
                 "days_from_citation": cand.snapshot.days_from_citation if cand.snapshot else None,
             }
             info.pop("reason")
+            if site.escaped is not None:
+                snap = cand.fixed_forms[site.escaped]
+                info.update(
+                    replacement=site.escaped,
+                    kind="snapshot" if snap else "moved",
+                    mode="escape",
+                    snapshot=snap.timestamp if snap else None,
+                    days_from_citation=snap.days_from_citation if snap else None,
+                )
+            reverts += site.reverts  # how the scanned text comes back (for the sha256 check)
             if site.edits:
                 edits += site.edits
                 result.replaced.append(info)
             else:
-                reverts += site.reverts
                 result.already_fixed.append(info)
 
     if result.source_sha256 != profile["sha256"]:
