@@ -93,6 +93,25 @@ def test_markdown_published_line_and_byline(tmp_path):
     ]
 
 
+def test_markdown_angle_destinations_with_unbalanced_parentheses(tmp_path):
+    """``[t](<…(…>)`` is a CommonMark link even with an unpaired parenthesis inside the angle
+    brackets: it is found where it stands, and the context reads as prose."""
+    path = tmp_path / "p.md"
+    path.write_text(
+        "See [t](<https://x.test/b?q=(d>) and [u](<https://x.test/c d>) and "
+        "[v](https://x.test/e?q=(f)).\n",
+        encoding="utf-8",
+    )
+    profile = read_profile(path)
+    assert [(c.line, c.column, c.raw, c.url, c.text) for c in profile.citations] == [
+        (1, 10, "https://x.test/b?q=(d", "https://x.test/b?q=(d", "t"),
+        (1, 43, "https://x.test/c d", "https://x.test/c%20d", "u"),
+        (1, 72, "https://x.test/e?q=(f)", "https://x.test/e?q=(f)", "v"),
+    ]
+    assert {c.context for c in profile.citations} == {"See t and u and v."}
+    assert profile.findings == []
+
+
 def test_markdown_relative_links_without_base_are_findings(tmp_path):
     path = tmp_path / "p.md"
     path.write_text("See [a](/only/relative) and [b](../up).\n", encoding="utf-8")

@@ -18,7 +18,11 @@ _WINDOW = 600
 _SENTENCE_END = re.compile(r"[.!?][\"'”’)\]*_]*\s+")
 _SPACE = re.compile(r"\s+")
 # Markup that dumps and Markdown leave in prose; a reviewer reads the sentence, not the syntax.
-_MD_LINK = re.compile(r"!?\[((?:\\.|[^\]\\\n])*)\]\((?:[^()\s]|\([^()\s]*\))*(?:\s+\"[^\"]*\")?\)")
+_MD_LINK = re.compile(
+    r"!?\[((?:\\.|[^\]\\\n])*)\]\("
+    r"(?:[ \t]*<(?:\\.|[^<>\\\n])*>|(?:[^()\s]|\([^()\s]*\))*)"  # <destination> or destination
+    r"(?:\s+\"[^\"]*\")?[ \t]*\)"
+)
 _AUTOLINK = re.compile(r"<((?:https?|ftp|mailto):[^<>\s]+)>", re.IGNORECASE)
 _STRONG = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
 _EMPHASIS = re.compile(r"(?<![\w*])\*(?=\S)([^*]+?)(?<=\S)\*(?![\w*])")

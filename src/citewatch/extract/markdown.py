@@ -330,6 +330,9 @@ def _destination(
             dest = _balanced_prefix(dest)
         if unescapeAll(dest) == href:
             return 0, span[0] + inner_start + lead, dest
+    angle = _angle_destination(source, href)
+    if angle is not None:  # "<…>" may hold parentheses the balanced scan above cannot pair
+        return 0, span[0] + angle[0], angle[1]
     # A reference link: [text][label], [label][] or [label].
     m = _LABEL_TAIL.search(source)
     label = m.group(1) if m and m.group(1) else source[1 : source.rfind("]")]
@@ -339,6 +342,26 @@ def _destination(
     if entry is None:  # fall back on any definition with that target
         entry = next((d for d in definitions.values() if unescapeAll(d[2]) == href), None)
     return entry
+
+
+_ANGLE_OPEN = re.compile(r"\]\([ \t]*\n?[ \t]*<")
+_ANGLE_BODY = re.compile(r"(?:\\.|[^<>\\\n])*")
+
+
+def _angle_destination(source: str, href: str) -> tuple[int, str] | None:
+    """The last ``](<…>`` destination of ``source`` that reads as ``href``: (offset, raw).
+
+    >>> _angle_destination("[t](<https://x.org/a?q=(b>)", "https://x.org/a?q=(b")
+    (5, 'https://x.org/a?q=(b')
+    """
+    found = None
+    for opening in _ANGLE_OPEN.finditer(source):
+        body = _ANGLE_BODY.match(source, opening.end())
+        if body is None or not source.startswith(">", body.end()):
+            continue
+        if unescapeAll(body.group()) == href:
+            found = (opening.end(), body.group())
+    return found
 
 
 def closing_group(text: str) -> tuple[int, int] | None:
