@@ -58,6 +58,7 @@ from .report.data import (
     CitedCapture,
     SnapshotInfo,
     cited_capture,
+    other_usable_capture,
     rejected_captures,
     replay_evidence,
     snapshot_info,
@@ -265,9 +266,8 @@ def _other_capture(
     """The best other usable capture of a non-replaying archive link's original URL (the rule for
     dead URLs, never the capture cited nor the one the archive served instead), or why there is none."""
     url, fragment = row["url"], row["fragment"] or ""
-    bad = {cited.timestamp, *([cited.served_timestamp] if cited.served_timestamp else [])}
-    rejected = rejected_captures(store, row["url_id"]).get(row["url_id"], set()) | bad
-    best = usable_best_snapshot(snaps, row["published"], rejected)
+    rejected = rejected_captures(store, row["url_id"]).get(row["url_id"], set())
+    best = other_usable_capture(snaps, row["published"], rejected, cited)
     if best is None:
         if not _archive_asked(store, row["url_id"]):
             return (
