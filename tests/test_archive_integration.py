@@ -7,7 +7,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import socket
+import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +23,7 @@ from support.simwayback import (  # noqa: F401 - make_simwayback is a fixture
     SimWayback,
     SpnPlan,
     make_simwayback,
+    page,
     wayback_settings,
 )
 
@@ -563,13 +568,69 @@ def test_a_service_limit_stops_further_submissions(make_simwayback: Make, store:
         {}, spn={base + "a": SpnPlan(submit_error="error:user-session-limit")}
     )
     seed(store, [cite(base + n) for n in ("a", "b", "c")])
-    result = archive(store, wayback_settings(wayback))
+    reporter = NullReporter()
+    result = archive(store, wayback_settings(wayback), reporter=reporter)
     assert [h.form["url"][0] for h in wayback.requests("save")] == [base + "a"]
     items = by_url(result)
     assert (
         items[base + "b"]["save"] is None
         and "user-session-limit" in items[base + "b"]["save_skipped"]
     )
+    assert result.summary["saves_requested"] == 1 and result.summary["saves_not_submitted"] == 2
+    assert any("2 due a capture not submitted" in note for note in reporter.notes)
+
+
+def test_a_run_stopped_during_save_page_now_counts_the_saves_it_never_submitted(
+    make_simwayback: Make, store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The breaker trips on the third submission (429s): that URL and the two after it were due a
+    capture and never got one asked for. They are counted, said in the stop message, recorded
+    nowhere as requested — and the next run submits them."""
+    urls = [f"http://due{i}.test/a" for i in range(5)]
+    keys = ("DUE-ACCESS-31c0", "DUE-SECRET-77ab")
+    # …and the archive echoes the keys in every answer (its 429 pages too)
+    wayback = make_simwayback({}, limits={"save": (2, 60.0)}, echo=f"LOW {keys[0]}:{keys[1]}")
+    seed(store, [cite(u) for u in urls])
+    settings = wayback_settings(wayback, retries=2)
+    reporter = NullReporter()
+    result = archive(store, settings, keys=keys, reporter=reporter)
+
+    assert result.archive == "rate_limited"
+    posted = [h.form["url"][0] for h in wayback.requests("save")]
+    assert posted == urls[:2] + [urls[2]] * 3  # the third: three 429s, then the breaker
+    summary = result.summary
+    assert summary["saves_requested"] == 2 and summary["saves_not_submitted"] == 3
+    assert summary["not_looked_up"] == 0 and summary["not_finished"] == 0
+    assert "3 due a Save Page Now capture not submitted" in (result.message or "")
+    assert result.message in reporter.notes
+    shown = json.dumps([result.urls, result.message, reporter.notes])
+    assert keys[0] not in shown and keys[1] not in shown
+    items = by_url(result)
+    for url in urls[2:]:
+        assert items[url]["save"] is None, url
+        assert "not submitted" in items[url]["save_skipped"] and "429" in items[url]["save_skipped"]
+    for url in urls[:2]:
+        assert items[url]["save"] is not None and "save_skipped" not in items[url]
+    assert {r["url"] for r in store.query("SELECT url FROM captures")} == set(urls[:2])
+    # the human summary, --json and the run's counts say the same
+    from citewatch import cli
+
+    assert cli.archive_json(result)["summary"] == summary
+    assert json.loads(store.run(result.run_id)["counts"]) == summary
+    cli.print_archive_summary(result)
+    cells = [line.split("│")[1:3] for line in capsys.readouterr().out.splitlines()]
+    table = {row[0].strip(): row[1].strip() for row in cells if len(row) == 2}
+    assert table["saves not submitted"] == "3" and table["saves requested"] == "2"
+
+    # The next run submits exactly those (the first two were requested: polled or done).
+    wayback.limits.clear()
+    before = len(wayback.requests("save"))
+    again = archive(store, settings, keys=keys)
+    assert again.archive == "ok"
+    assert sorted(h.form["url"][0] for h in wayback.requests("save")[before:]) == urls[2:]
+    assert again.summary["saves_requested"] == 3 and again.summary["saves_not_submitted"] == 0
+    assert again.message is None
+    assert all(by_url(again)[u]["save"]["status"] == "success" for u in urls[2:])
 
 
 def test_dry_run_and_no_save_post_nothing(make_simwayback: Make, store: Store) -> None:
@@ -626,6 +687,105 @@ def test_keys_go_only_to_save_page_now_and_are_never_recorded(
         assert access not in text and secret not in text
     for blob in blobs:
         assert access.encode() not in blob and secret.encode() not in blob
+
+
+def test_keys_the_archive_echoes_back_reach_no_database_output_or_report(
+    make_simwayback: Make, tmp_path: Path
+) -> None:
+    """A careless archive repeats the key in every answer: an X-Echo header, its error bodies and
+    JSON error messages, SPN's error-as-200 (with the Authorization header, in the message and a
+    header) and a job's failure; and the cited capture is a "not found" page quoting the key (its
+    title becomes the replay's error, its text the stored sample). ``citewatch archive --json``
+    and ``citewatch report`` run as a user runs them; the key is nowhere: not in the SQLite file
+    or its WAL, not on stdout or stderr, not in any report."""
+    access, secret = "ECHO-ACCESS-5d21aa", "ECHO-SECRET-9e07c3"
+    original = "https://echo.test/statement"
+    base = "http://echo.test/"
+    quoted = f"Authorization: LOW {access}:{secret}"
+    wayback = make_simwayback(
+        {
+            original: [
+                Capture(
+                    "20171017230858",
+                    body=page(f"Page not found | {secret}", f"No such page. Request: {quoted}"),
+                )
+            ],
+        },
+        spn={
+            base + "refused": SpnPlan(submit_error="error:too-many-daily-captures", echo_auth=True),
+            base + "failed": SpnPlan(
+                pending_polls=0, outcome="error", status_ext="error:job-failed"
+            ),
+        },
+        echo=quoted,
+    )
+    db = tmp_path / "echo.db"
+    store = Store.open(db)
+    cited = f"https://web.archive.org/web/20171017230858/{original}"
+    seed(
+        store,
+        [
+            cite(cited, archived=("20171017230858", original)),
+            cite(base + "refused"),
+            cite(base + "failed"),
+        ],
+        published="2018-01-01",
+    )
+    store.close()
+    config = tmp_path / "citewatch.toml"
+    config.write_text(
+        "cdx_per_minute = 600\nspn_per_minute_keys = 600\nspn_per_minute_anon = 600\n"
+        'spn_poll_interval = "50ms"\nspn_poll_timeout = "5s"\nbackoff = 0\nretries = 1\n'
+    )
+    common = ["--db", str(db), "--config", str(config), "--wayback-url", wayback.base_url]
+    env = {**os.environ, "IA_ACCESS_KEY": access, "IA_SECRET_KEY": secret, "CITEWATCH_DEBUG": "1"}
+
+    def citewatch(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "citewatch", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    connect = [arg for spec in wayback.connect_to for arg in ("--connect-to", spec)]
+    done = citewatch("archive", "--json", *common, "--timeout", "3", *connect)
+    assert done.returncode == 0, done.stderr
+    reports = tmp_path / "reports"
+    written = citewatch("report", *common, "--out", str(reports))
+    assert written.returncode == 0, written.stderr
+
+    # The archive did echo the keys, and what it said still arrived (with the keys hidden).
+    saves = wayback.requests("save")
+    assert saves and all(h.authorization == f"LOW {access}:{secret}" for h in saves)
+    items = {item["url"]: item for item in json.loads(done.stdout)["urls"]}
+    cited_error = items[original]["cited_snapshot"]["error"]
+    assert items[original]["cited_snapshot"]["status"] == "soft_404"
+    assert "Page not found | ***" in cited_error
+    refused = items[base + "refused"]["save"]
+    assert refused["status_ext"] == "error:too-many-daily-captures"
+    assert "LOW ***:***" in refused["message"]
+    failed = items[base + "failed"]["save"]
+    assert failed["status"] == "error" and "***" in failed["message"]
+    for stream in (done.stdout, done.stderr, written.stdout, written.stderr):
+        assert access not in stream and secret not in stream
+    # The database as the closed processes left it: the file, and its WAL if one is left.
+    files = [p for p in tmp_path.iterdir() if p.name in (db.name, f"{db.name}-wal")]
+    assert db in files
+    files += [p for p in reports.rglob("*") if p.is_file()]
+    assert len(files) > 2
+    for path in files:
+        blob = path.read_bytes()
+        for key in (access, secret):
+            assert key.encode() not in blob, path
+    con = sqlite3.connect(db)
+    try:  # (read after the raw bytes: opening the file may write a WAL of its own)
+        (sample,) = con.execute("SELECT text_sample FROM snapshot_checks").fetchone()
+        assert "LOW ***:***" in sample
+    finally:
+        con.close()
 
 
 def test_anonymous_saves_go_at_the_lower_rate(make_simwayback: Make, store: Store) -> None:

@@ -1,5 +1,6 @@
 """The archive layer's rules as pure functions: CDX parsing and queries, URL matching, the
-availability answer, SPN error classes, the save rule, the circuit breaker and the rate limiter."""
+availability answer, SPN error classes, the save rule, the circuit breaker, the rate limiter and
+the key filter."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import asyncio
 import json
 import time
 from datetime import UTC, datetime
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 from waybackpy.cdx_utils import check_collapses, check_filters
@@ -26,11 +27,19 @@ from citewatch.archive.cdx import (
     resolve_revisits,
 )
 from citewatch.archive.choose import best_snapshot, best_usable_snapshot
-from citewatch.archive.gateway import ArchiveState, Breaker, Endpoints, Family, RateLimiter
+from citewatch.archive.gateway import (
+    ArchiveState,
+    Breaker,
+    Endpoints,
+    Family,
+    KeyFilter,
+    RateLimiter,
+)
 from citewatch.archive.policy import Target, collect_targets, is_fresh, save_decision
 from citewatch.archive.replay import memento_timestamp
 from citewatch.archive.spn import classify_error
 from citewatch.config import Settings
+from citewatch.models import CaptureRequest
 
 HEADER = ["urlkey", "timestamp", "original", "mimetype", "statuscode", "digest", "length"]
 
@@ -464,3 +473,36 @@ def test_a_refunded_slot_is_free_again_at_once() -> None:
     limiter = RateLimiter(per_minute=2)
     limiter.refund()  # never before now
     assert limiter.next_slot <= time.monotonic()
+
+
+# -- key filter -----------------------------------------------------------------------------------
+def test_the_key_filter_hides_keys_in_every_form_an_echo_takes() -> None:
+    import httpx
+
+    access, secret = "ACC+ESS/1", 'S3CR"ET'
+    hide = KeyFilter((access, secret))
+    echoes = [
+        f"Authorization: LOW {access}:{secret}",
+        f"url=x&auth={quote(access, safe='')}",  # percent-encoded
+        f"auth={access.replace('+', '%2B').replace('/', '%2F')}",
+        json.dumps({"message": f"bad key {secret}"}),  # JSON-escaped quote
+    ]
+    for echo in echoes:
+        hidden = hide.text(echo) or ""
+        assert access not in hidden and secret not in hidden and "***" in hidden, echo
+        assert quote(access, safe="") not in hidden and json.dumps(secret)[1:-1] not in hidden
+    body = hide.body(f"<p>{secret}</p>{json.dumps(secret)}".encode())
+    assert body == b'<p>***</p>"***"'
+    headers = hide.headers(httpx.Headers([("X-Echo", f"LOW {access}:{secret}"), ("X-A", "1")]))
+    assert headers.multi_items() == [("x-echo", "LOW ***:***"), ("x-a", "1")]
+
+    capture = CaptureRequest("http://a.test/", "now", "error", message=f"echo {secret}")
+    nested = {"items": [{"error": f"x {secret}"}, (1, None)], "capture": capture}
+    hidden = hide.deep(nested)
+    assert hidden["items"][0]["error"] == "x ***" and hidden["items"][1] == (1, None)
+    assert hidden["capture"].message == "echo ***" and hidden["capture"].url == "http://a.test/"
+    assert capture.message == f"echo {secret}"  # the original is left alone
+    untouched = {"a": ["b", 1], "c": capture.url}
+    assert hide.deep(untouched) is untouched  # nothing to hide: nothing copied
+    assert not KeyFilter(None) and KeyFilter(None).deep(nested) is nested
+    assert KeyFilter(None).text("anything") == "anything"

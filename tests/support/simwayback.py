@@ -27,6 +27,11 @@ HTML page and no Retry-After, like archive.org; ``script={"cdx": [429, 503]}`` a
 requests of a family with those statuses first. Families: ``cdx`` (CDX and TimeMap),
 ``availability``, ``save``, ``status``, ``replay``.
 
+A careless archive: ``echo="…"`` repeats that text in an ``X-Echo`` header of every answer and in
+every error it sends (the body of an HTTP error, the ``message`` of a JSON error, SPN's
+error-as-200 included), and ``SpnPlan(echo_auth=True)`` repeats the request's Authorization header
+in the message and an ``X-Request-Authorization`` header — keys must be scrubbed.
+
 Every request is logged (:attr:`SimWayback.hits`: time, family, path, query, status, the
 Authorization header, the form) so tests can assert rates, batching and where keys went.
 Clients reach it as ``http(s)://web.archive.org`` through a ``--connect-to`` rule
@@ -209,6 +214,7 @@ class SimWayback(BackgroundServer):
         ssl_context: ssl.SSLContext | None = None,
         workdir: str | Path | None = None,
         max_seconds: float = 120.0,
+        echo: str | None = None,
     ) -> None:
         super().__init__()
         self.captures: dict[str, list[Capture]] = {k: list(v) for k, v in (captures or {}).items()}
@@ -218,6 +224,7 @@ class SimWayback(BackgroundServer):
         self.spn = dict(spn or {})
         self.resolve_revisits = resolve_revisits
         self.max_seconds = max_seconds
+        self.echo = echo
         self.hits: list[Hit] = []
         self.jobs: dict[str, dict[str, Any]] = {}
         self.ca_path: str | None = None
@@ -326,6 +333,8 @@ class SimWayback(BackgroundServer):
         except Exception as exc:  # a bug in the simulator: answer 500 and remember it
             self.errors.append(f"{type(exc).__name__}: {exc}")
             reply = _Reply(500, b"simulator error", content_type="text/plain")
+        if self.echo:
+            reply = _echoed(reply, self.echo)
         hit.status = reply.status
         out = [f"HTTP/1.1 {reply.status} {REASONS.get(reply.status, 'Status')}"]
         out.append(f"Content-Type: {reply.content_type}")
@@ -631,9 +640,11 @@ class SimWayback(BackgroundServer):
                 "status_ext": plan.submit_error,
                 "message": f"Cannot capture {url}: {plan.submit_error}",
             }
+            headers = []
             if plan.echo_auth:
                 data["message"] += f" (request had Authorization: {authorization})"
-            return _Reply(200, json.dumps(data).encode())
+                headers.append(("X-Request-Authorization", authorization or ""))
+            return _Reply(200, json.dumps(data).encode(), headers)
         with self._lock:
             self._job_counter += 1
             job_id = "spn2-" + hashlib.sha1(f"{url}{self._job_counter}".encode()).hexdigest()[:16]
@@ -668,6 +679,24 @@ class SimWayback(BackgroundServer):
             "duration_sec": 1.5,
         }
         return _Reply(200, json.dumps(data).encode())
+
+
+def _echoed(reply: _Reply, echo: str) -> _Reply:
+    """``reply`` as a careless archive sends it: ``echo`` in a header, and in the error if any."""
+    headers = [*reply.headers, ("X-Echo", echo)]
+    body = reply.body
+    data: Any = None
+    if reply.content_type == "application/json":
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+    if isinstance(data, dict) and (data.get("status") == "error" or reply.status >= 400):
+        data["message"] = f"{data.get('message') or 'error'} [{echo}]"
+        body = json.dumps(data).encode()
+    elif reply.status >= 400:
+        body += f"<!-- {echo} -->".encode()
+    return _Reply(reply.status, body, headers, reply.content_type)
 
 
 def _http_date(timestamp: str) -> str:

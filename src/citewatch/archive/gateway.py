@@ -17,21 +17,25 @@ firewalled for an hour. So every request goes through here:
   all. Callers then see :class:`ArchiveStopped` and report ``rate_limited`` or ``unreachable`` —
   which is never confused with "no snapshot".
 
-The archive.org keys only ever travel in the ``Authorization`` header of Save Page Now requests;
-every error text that leaves this module is passed through :meth:`Gateway.scrub`.
+The archive.org keys only ever travel in the ``Authorization`` header of Save Page Now requests,
+and :class:`KeyFilter` hides them (``***``) from everything that comes back: every answer's body and
+headers are filtered as they arrive (before anything parses, truncates or quotes them), and every
+error text that leaves this module is passed through :meth:`Gateway.scrub`. The runner puts the
+same filter in front of the store, the reporter and its result (:mod:`.runner`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
-from urllib.parse import quote
+from typing import Any, TypeVar
+from urllib.parse import quote, quote_plus
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
@@ -78,6 +82,87 @@ class ArchiveStopped(Exception):
 
 class ArchiveRequestError(Exception):
     """One request failed for good (after retries) without stopping the whole run."""
+
+
+T = TypeVar("T")
+
+
+class KeyFilter:
+    """Hides the archive.org keys: ``***`` wherever one appears, as sent or in the forms a server
+    echoing a request back would use (percent-encoded, form-encoded, JSON-escaped).
+
+    The one filter for anything that came from the archive and is stored, logged, printed or
+    returned: :meth:`text` for a message, :meth:`body` and :meth:`headers` for an answer as it
+    arrives, :meth:`deep` for whole structures (dicts, lists, tuples, dataclasses such as the rows
+    handed to the store)."""
+
+    MASK = "***"
+
+    def __init__(self, keys: Iterable[str] | None) -> None:
+        forms: set[str] = set()
+        for key in keys or ():
+            if key:
+                forms |= {key, quote(key, safe=""), quote_plus(key), json.dumps(key)[1:-1]}
+        # Longest first: a form that contains another is hidden whole.
+        self._forms = sorted(forms, key=len, reverse=True)
+        self._raw = [form.encode() for form in self._forms]
+
+    def __bool__(self) -> bool:
+        return bool(self._forms)
+
+    def text(self, text: str | None) -> str | None:
+        if not text or not self._forms:
+            return text
+        for form in self._forms:
+            if form in text:
+                text = text.replace(form, self.MASK)
+        return text
+
+    def body(self, data: bytes) -> bytes:
+        if not data or not self._raw:
+            return data
+        for form in self._raw:
+            if form in data:
+                data = data.replace(form, self.MASK.encode())
+        return data
+
+    def headers(self, headers: httpx.Headers) -> httpx.Headers:
+        if not self._forms:
+            return headers
+        return httpx.Headers([(k, self.text(v) or "") for k, v in headers.multi_items()])
+
+    def deep(self, value: T) -> T:
+        """``value`` with every string in it filtered (the same object when there was nothing to
+        hide)."""
+        if not self._forms:
+            return value
+        return self._deep(value)
+
+    def _deep(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, bytes):
+            return self.body(value)
+        if isinstance(value, dict):
+            items = {k: self._deep(v) for k, v in value.items()}
+            same = all(items[k] is v for k, v in value.items())
+            return value if same else type(value)(items)
+        if isinstance(value, list | tuple):
+            parts = [self._deep(v) for v in value]
+            if all(a is b for a, b in zip(parts, value, strict=True)):
+                return value
+            if hasattr(value, "_fields"):  # a named tuple
+                return type(value)(*parts)
+            return type(value)(parts)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            changed = {}
+            for f in dataclasses.fields(value):
+                old = getattr(value, f.name)
+                new = self._deep(old)
+                if new is not old:
+                    changed[f.name] = new
+            return dataclasses.replace(value, **changed) if changed else value
+        return value
 
 
 #: Default requests per minute for the families Settings has no knob for.
@@ -286,7 +371,7 @@ class Gateway:
         self.breaker = Breaker(self.tuning.max_consecutive_429)
         self.sent: dict[Family, int] = {family: 0 for family in Family}
         self._keys = keys
-        self._secrets = [s for s in (keys or ()) if s]
+        self.keys_filter = KeyFilter(keys)
         self._own_client = client is None
         self.client = client or make_client(
             settings.net,
@@ -315,11 +400,7 @@ class Gateway:
 
     def scrub(self, text: str | None) -> str | None:
         """``text`` with the archive.org keys replaced — for anything stored, logged or shown."""
-        if text is None:
-            return None
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return self.keys_filter.text(text)
 
     def _limiter(self, family: Family, url: str) -> RateLimiter:
         origin = httpx.URL(url)
@@ -374,8 +455,15 @@ class Gateway:
             try:
                 async with self.client.stream(method, url, data=form, headers=headers) as response:
                     body, complete = await read_capped(response, max_body)
+                    # Filtered as it arrives: a server echoing the Authorization header back
+                    # (in an error message, a header, a redirect) hands nothing on with a key.
+                    hide = self.keys_filter
                     reply = Reply(
-                        str(response.url), response.status_code, response.headers, body, complete
+                        str(response.url),
+                        response.status_code,
+                        hide.headers(response.headers),
+                        hide.body(body),
+                        complete,
                     )
             except PrivateAddressError as exc:
                 self.breaker.trip(

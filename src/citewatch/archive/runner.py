@@ -18,7 +18,14 @@ stays), the run is marked ``rate_limited`` or ``unreachable`` and the message sa
 reached say ``lookup: "not_done"``, never "no snapshot", and URLs looked up whose snapshot the run
 did not get to choose count as ``not_finished``, never ``without_snapshot``. A replay the archive
 did not answer before the breaker tripped is still a ``snapshot_checks`` row (an attempt with no
-answer: never evidence against the capture).
+answer: never evidence against the capture). URLs due a Save Page Now capture that the run stopped
+before submitting count as ``saves_not_submitted``; nothing records them as requested, so the next
+run submits them.
+
+The archive.org keys never leave the run: the gateway filters every answer as it arrives, and the
+run sees the store, the reporter and its own result only through the same
+:class:`~.gateway.KeyFilter` — every value written, every note and every JSON item — so no
+message quoted from archive.org can carry a key to the database, stdout or stderr.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from ..config import Settings
 from ..models import CaptureRequest, Snapshot
@@ -35,7 +42,7 @@ from ..progress import Reporter
 from ..store import Store, utcnow
 from ..urls import wayback_replay_url
 from .choose import best_usable_snapshot, days_from_citation
-from .gateway import ArchiveStopped, Family, Gateway, GatewayTuning
+from .gateway import ArchiveStopped, Family, Gateway, GatewayTuning, KeyFilter
 from .lookup import CdxService, LookupResult
 from .policy import SaveDecision, Target, collect_targets, is_fresh, iso_z, save_decision
 from .replay import ReplayResult, replay
@@ -93,6 +100,10 @@ async def run_archive(
     tuning: ArchiveTuning | None = None,
 ) -> ArchiveRunResult:
     """Do the archive work for every currently cited URL; never finishes the run (the CLI does)."""
+    hide = KeyFilter(keys)
+    if hide:  # every write, note and item of the run passes the key filter
+        store = cast(Store, _Filtered(store, hide))
+        reporter = cast(Reporter, _FilteredReporter(reporter, hide))
     tune = tuning or ArchiveTuning()
     clock = tune.now or (lambda: datetime.now(UTC))
     targets = collect_targets(store.current_citations())
@@ -133,7 +144,7 @@ async def run_archive(
     message = None
     if breaker.open:
         message = (
-            f"archive work stopped for this run: {gateway.scrub(breaker.reason)}; "
+            f"archive work stopped for this run: {breaker.reason}; "
             f"{summary['not_looked_up']} of {len(states)} URLs not looked up"
         )
         if summary["not_finished"]:
@@ -141,8 +152,13 @@ async def run_archive(
             message += (
                 f", {summary['not_finished']} looked up but not finished (snapshot not {what})"
             )
-        reporter.note(message)
-    return ArchiveRunResult(run_id, archive, items, summary, message)
+        if summary["saves_not_submitted"]:
+            message += (
+                f", {summary['saves_not_submitted']} due a Save Page Now capture not submitted"
+            )
+        message = hide.text(message)
+        reporter.note(message or "")
+    return ArchiveRunResult(run_id, archive, hide.deep(items), summary, message)
 
 
 _SUMMARY_KEYS = (
@@ -163,6 +179,7 @@ _SUMMARY_KEYS = (
     "saves_succeeded",
     "saves_pending",
     "saves_failed",
+    "saves_not_submitted",
     "saves_dry_run",
 )
 _ANSWERED = frozenset({"found", "none", "cached"})
@@ -239,11 +256,10 @@ class _Run:
                 existing.add(key)
                 fresh.append(snapshot)
         self.store.record_snapshots(url_id, self.run_id, fresh)
-        error = self.gateway.scrub(result.error)
         self.store.record_lookup(
-            url_id, self.run_id, result.source, result.result, len(result.rows), error
+            url_id, self.run_id, result.source, result.result, len(result.rows), result.error
         )
-        state.lookup, state.lookup_error = result.result, error
+        state.lookup, state.lookup_error = result.result, result.error
         self.summary["lookups"] += 1
         if result.result == "error":
             self.summary["lookup_errors"] += 1
@@ -310,7 +326,7 @@ class _Run:
                 None,
                 None,
                 self.gateway.endpoints.replay(timestamp, original, raw=True),
-                error=self.gateway.scrub(f"{stop.reason}; archive work stopped for this run"),
+                error=f"{stop.reason}; archive work stopped for this run",
             )
             self._record_replay(url_id, unanswered)
             raise _ReplayStopped(stop, unanswered) from None
@@ -318,9 +334,7 @@ class _Run:
         return result
 
     def _record_replay(self, url_id: int, result: ReplayResult) -> None:
-        fields = result.check_fields()
-        fields["error"] = self.gateway.scrub(result.error)
-        self.store.record_snapshot_check(self.run_id, url_id, **fields)
+        self.store.record_snapshot_check(self.run_id, url_id, **result.check_fields())
 
     # -- 3. best snapshot (and --verify) -------------------------------------------------------------
     async def choose(self, states: list[_UrlState]) -> None:
@@ -395,16 +409,21 @@ class _Run:
         self.reporter.stage("save page now", len(plan))
         polls: list[asyncio.Task[None]] = []
         stop_reason: str | None = None
+        # Due a capture request and not (yet) submitted: what a stopped run leaves for the next.
+        unsent = {i for i, (_state, decision) in enumerate(plan) if not _polls(decision)}
         try:
-            for state, decision in plan:
+            for index, (state, decision) in enumerate(plan):
                 if stop_reason is not None:
                     state.save_note = stop_reason
                     continue
-                if decision.action == "poll" and decision.capture is not None:
+                if decision.capture is not None and _polls(decision):
                     capture_id = int(decision.capture["id"])
                     job_id = str(decision.capture["job_id"])
                 else:
+                    # The breaker may stop the run here (ArchiveStopped): nothing is recorded,
+                    # the URL stays unsent and the next run submits it.
                     outcome = await submit(self.gateway, state.target.url)
+                    unsent.discard(index)
                     self.summary["saves_requested"] += 1
                     capture_id = self._record_capture(state, outcome)
                     if outcome.status == "error":
@@ -413,18 +432,26 @@ class _Run:
                             stop_reason = (
                                 f"Save Page Now refused further captures ({outcome.status_ext})"
                             )
-                            self.reporter.note(stop_reason + "; the rest wait for a later run")
+                            self.reporter.note(
+                                f"{stop_reason}; {len(unsent)} due a capture not submitted,"
+                                " for a later run"
+                            )
                         continue
                     job_id = str(outcome.job_id)
                 polls.append(asyncio.create_task(self._poll(state, capture_id, job_id)))
+        except ArchiveStopped as stop:
+            note = f"not submitted: archive work stopped for this run ({stop.reason})"
+            for index in unsent:
+                plan[index][0].save_note = note
+            raise
         finally:
+            self.summary["saves_not_submitted"] = len(unsent)
             results = await asyncio.gather(*polls, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
 
     def _record_capture(self, state: _UrlState, outcome: SpnOutcome) -> int:
-        message = self.gateway.scrub(outcome.message)
         capture = CaptureRequest(
             url=state.target.url,
             requested_at=utcnow(),
@@ -432,7 +459,7 @@ class _Run:
             job_id=outcome.job_id,
             timestamp=outcome.timestamp,
             status_ext=outcome.status_ext,
-            message=message,
+            message=outcome.message,
         )
         capture_id = self.store.record_capture(self.run_id, state.target.url_id, capture)
         self._note_save(state, outcome)
@@ -447,7 +474,7 @@ class _Run:
             status=outcome.status,
             timestamp=outcome.timestamp,
             status_ext=outcome.status_ext,
-            message=self.gateway.scrub(outcome.message),
+            message=outcome.message,
         )
         self._note_save(state, outcome)
         self.reporter.advance()
@@ -481,13 +508,52 @@ class _Run:
         }
         if outcome.status == "error":
             state.save["retry"] = classify_error(outcome.status_ext) != "permanent"
-            state.save["message"] = self.gateway.scrub(outcome.message)
+            state.save["message"] = outcome.message
         if previous is not None and previous["status"] == "pending":
             self.summary["saves_pending"] -= 1
         key = {"success": "saves_succeeded", "pending": "saves_pending"}.get(
             outcome.status, "saves_failed"
         )
         self.summary[key] += 1
+
+
+def _polls(decision: SaveDecision) -> bool:
+    """The decision polls a pending job rather than asking for a new capture."""
+    return decision.action == "poll" and decision.capture is not None
+
+
+class _Filtered:
+    """The store as the run uses it: every argument of every call (the rows, messages and
+    errors written) passes through the key filter first."""
+
+    def __init__(self, store: Store, hide: KeyFilter) -> None:
+        self._store = store
+        self._hide = hide
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._store, name)
+        if not callable(attr):
+            return attr
+        hide = self._hide
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return attr(*hide.deep(args), **hide.deep(kwargs))
+
+        return call
+
+
+class _FilteredReporter:
+    """The reporter as the run (and its gateway) uses it: notes pass through the key filter."""
+
+    def __init__(self, reporter: Reporter, hide: KeyFilter) -> None:
+        self._reporter = reporter
+        self._hide = hide
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reporter, name)
+
+    def note(self, message: str) -> None:
+        self._reporter.note(self._hide.text(message) or "")
 
 
 class _ReplayStopped(ArchiveStopped):
