@@ -689,6 +689,37 @@ def test_keys_go_only_to_save_page_now_and_are_never_recorded(
         assert access.encode() not in blob and secret.encode() not in blob
 
 
+def test_answers_with_non_ascii_header_bytes_are_read_with_keys_set(
+    make_simwayback: Make, store: Store, tmp_path: Path
+) -> None:
+    """Replays pass a site's own headers on (``x-archive-orig-*``, a ``Link`` naming a UTF-8
+    URL), so any header may hold non-ASCII bytes. With keys set the key filter reads every
+    header — as bytes, so a run goes on, and a key echoed beside those bytes is still hidden."""
+    access, secret = "UTF-ACCESS-41be", "UTF-SECRET-09cd"
+    base = "http://u.test/"
+    wayback = make_simwayback(
+        {base + "a": [Capture("20200101000000")], base + "b": [Capture("20190101000000")]},
+        echo=f"café — LOW {access}:{secret} — naïve",
+    )
+    cited = f"https://web.archive.org/web/20190101000000/{base}b"
+    seed(store, [cite(base + "a"), cite(cited, archived=("20190101000000", base + "b"))])
+    reporter = NullReporter()
+    result = archive(store, wayback_settings(wayback), keys=(access, secret), reporter=reporter)
+
+    assert result.archive == "ok" and result.message is None
+    summary = result.summary
+    assert summary["lookup_errors"] == 0 and summary["with_snapshot"] == 2
+    assert summary["cited_verified"] == 1 and summary["saves_succeeded"] == 2
+    assert {h.family for h in wayback.hits} >= {"cdx", "replay", "save", "status"}
+    shown = json.dumps([result.urls, reporter.notes])
+    assert access not in shown and secret not in shown
+    store.close()
+    for path in tmp_path.iterdir():
+        if path.name.startswith("citewatch.db"):
+            blob = path.read_bytes()
+            assert access.encode() not in blob and secret.encode() not in blob
+
+
 def test_keys_the_archive_echoes_back_reach_no_database_output_or_report(
     make_simwayback: Make, tmp_path: Path
 ) -> None:

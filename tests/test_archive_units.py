@@ -7,9 +7,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
+import httpx
 import pytest
 from waybackpy.cdx_utils import check_collapses, check_filters
 
@@ -28,10 +31,12 @@ from citewatch.archive.cdx import (
 )
 from citewatch.archive.choose import best_snapshot, best_usable_snapshot
 from citewatch.archive.gateway import (
+    ArchiveRequestError,
     ArchiveState,
     Breaker,
     Endpoints,
     Family,
+    Gateway,
     KeyFilter,
     RateLimiter,
 )
@@ -506,3 +511,152 @@ def test_the_key_filter_hides_keys_in_every_form_an_echo_takes() -> None:
     assert hide.deep(untouched) is untouched  # nothing to hide: nothing copied
     assert not KeyFilter(None) and KeyFilter(None).deep(nested) is nested
     assert KeyFilter(None).text("anything") == "anything"
+
+
+def test_the_key_filter_keeps_header_bytes_exact_whatever_they_are() -> None:
+    """Headers are filtered as raw bytes: a replay passes the site's own headers on (a ``Link``
+    naming a UTF-8 URL, a Latin-1 ``x-archive-orig-*``), and nothing is decoded or re-encoded —
+    names are filtered too."""
+    hide = KeyFilter(("AKEY1234", "SKEY5678"))
+    raw = [
+        (b"Link", '<http://u.test/café>; rel="original"'.encode()),
+        (b"X-Archive-Orig-Title", "caf\xe9 LOW AKEY1234:SKEY5678".encode("latin-1")),
+        (b"X-Echo-AKEY1234", "naïve SKEY5678 \u2014".encode()),
+        (b"X-Odd", b"\xff\xfe\x00\x01"),
+    ]
+    headers = hide.headers(httpx.Headers(raw))
+    assert headers.raw == [
+        (b"Link", '<http://u.test/café>; rel="original"'.encode()),
+        (b"X-Archive-Orig-Title", "caf\xe9 LOW ***:***".encode("latin-1")),
+        (b"X-Echo-***", "naïve *** \u2014".encode()),
+        (b"X-Odd", b"\xff\xfe\x00\x01"),
+    ]
+    readable = hide.headers(httpx.Headers([raw[0], (b"X-Echo", b"AKEY1234")]))
+    assert readable["link"] == '<http://u.test/café>; rel="original"'
+    untouched = httpx.Headers(raw[:1] + raw[3:])
+    assert hide.headers(untouched) is untouched  # nothing to hide: nothing rebuilt
+
+
+def test_the_key_filter_hides_a_key_cut_short() -> None:
+    """A body cut at a cap, a sample cut to size, an excerpt quoted cut short: the start of a key
+    form at the cut is hidden too — only where the text was cut."""
+    hide = KeyFilter(("AKEY1234", "SKEY5678"))
+    assert hide.body(b"...LOW AKEY1234:SKEY5", cut=True) == b"...LOW ***:***"
+    assert hide.body(b"...LOW AKEY1234:SKEY5") == b"...LOW ***:SKEY5"  # not cut: left as is
+    assert hide.body(b"...LOW A", cut=True) == b"...LOW ***"
+    assert hide.body(b"...LOW AKEY1234", cut=True) == b"...LOW ***"
+    assert hide.body(b"...LOW B", cut=True) == b"...LOW B"
+    assert hide.text("sample ends SKEY56", cut=True) == "sample ends ***"
+    assert hide.text("ends with %2", cut=True) == "ends with %2"  # no form starts so
+    # percent-encoded form of a key with a reserved character, cut in its escape
+    assert KeyFilter(("A/B",)).text("auth=A%2", cut=True) == "auth=***"
+    line = "RemoteProtocolError: malformed status line 'HTTP/1.1 LOW AKEY1234:SKEY5'"
+    assert (
+        hide.excerpts(line) == "RemoteProtocolError: malformed status line 'HTTP/1.1 LOW ***:***'"
+    )
+    assert hide.excerpts('bad line b"x SKEY567" then AKEY') == 'bad line b"x ***" then ***'
+    assert KeyFilter(None).body(b"AKEY", cut=True) == b"AKEY"
+
+
+def _gateway(handler: Callable[[httpx.Request], httpx.Response]) -> Gateway:
+    """A gateway with keys, answered by ``handler`` (no retries, no waiting)."""
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    return Gateway(Settings(retries=0, backoff=0), keys=("AKEY1234", "SKEY5678"), client=client)
+
+
+def test_a_body_cut_at_its_cap_never_shows_part_of_a_key() -> None:
+    """The gateway reads a key's length past the cap, filters, then cuts: a key the cap falls in
+    is hidden whole, and a body the filter brings under the cap is whole."""
+
+    bodies = {
+        "/cut": b"a" * 10 + b"AKEY1234" + b"b" * 10,
+        "/fits": b"a" * 10 + b"AKEY1234",  # 18 bytes, 13 once filtered
+        "/plain": b"c" * 20,
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=bodies[request.url.path])
+
+    async def fetch(path: str) -> tuple[bytes, bool]:
+        async with _gateway(handler) as gateway:
+            reply = await gateway.get(Family.REPLAY, f"https://web.archive.org{path}", max_body=14)
+        return reply.body, reply.complete
+
+    assert asyncio.run(fetch("/cut")) == (b"a" * 10 + b"***b", False)
+    assert asyncio.run(fetch("/fits")) == (b"a" * 10 + b"***", True)
+    assert asyncio.run(fetch("/plain")) == (b"c" * 14, False)
+
+
+def test_save_page_now_messages_are_filtered_before_they_are_cut() -> None:
+    """A key written with JSON ``\\u`` escapes is not in the raw bytes; the decoded answer is
+    filtered before its message is cut to 500 characters."""
+    from citewatch.archive.spn import submit
+
+    message = "x" * 495 + "\\u0041KEY1234 and more"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = '{"status": "error", "status_ext": "error:\\u0053KEY5678", "message": "%s"}'
+        return httpx.Response(200, content=(body % message).encode())
+
+    async def run() -> Any:
+        async with _gateway(handler) as gateway:
+            return await submit(gateway, "http://u.test/")
+
+    outcome = asyncio.run(run())
+    assert outcome.message == "x" * 495 + "*** a"  # not "x…x AKEY1", which no later filter sees
+    assert outcome.status_ext == "error:***"
+
+
+def test_a_replay_sample_cut_to_size_never_ends_in_part_of_a_key() -> None:
+    """A key written as HTML entities escapes the byte filter; decoded, it is hidden in the title
+    and in the sample — also where the sample's cut falls in it."""
+    from citewatch.archive.replay import replay
+    from citewatch.check.probe import TEXT_SAMPLE_BYTES
+
+    entity = "&#65;KEY1234"  # AKEY1234
+    filler = "y" * (TEXT_SAMPLE_BYTES - 4)
+    page = f"<html><title>Not found {entity}</title><body><p>{filler}{entity} tail</p></body>"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200,
+            headers={
+                "Content-Type": "text/html",
+                "Memento-Datetime": "Tue, 17 Oct 2017 23:08:58 GMT",
+            },
+            content=page.encode(),
+        )
+
+    async def run() -> Any:
+        async with _gateway(handler) as gateway:
+            return await replay(gateway, "20171017230858", "http://u.test/")
+
+    result = asyncio.run(run())
+    assert result.title == "Not found ***"
+    assert result.text_sample.endswith("yyy***")
+    assert "AKEY" not in (result.error or "")
+
+
+def test_odd_bytes_in_an_archive_answer_never_raise() -> None:
+    """A body its own Content-Encoding cannot decode, a Memento-Datetime out of range, a CDX
+    answer that is not UTF-8: each is an answer that says nothing useful, never an exception
+    out of the run."""
+    assert memento_timestamp("Tue, 17 Oct 99999999999999999999 23:08:58 GMT") is None
+    with pytest.raises(CdxFormatError):
+        parse_page(b'[["urlkey"], ["caf\xe9"]]')
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200,
+            headers={"Content-Encoding": "gzip"},
+            stream=httpx.ByteStream(b"\x1f\x8bnot gzip at all"),
+        )
+
+    async def run() -> str:
+        async with _gateway(handler) as gateway:
+            with pytest.raises(ArchiveRequestError) as undecodable:
+                await gateway.get(Family.CDX, "https://web.archive.org/cdx/search/cdx")
+            assert not gateway.breaker.open  # the archive answered: it is not unreachable
+        return str(undecodable.value)
+
+    assert "undecodable" in asyncio.run(run())

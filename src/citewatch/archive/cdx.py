@@ -188,7 +188,7 @@ def parse_page(body: str | bytes) -> CdxPage:
     """Parse one JSON CDX response (header row optional, ``[]`` = nothing, resume key at the end)."""
     try:
         data = json.loads(body or b"[]")
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # not JSON, or not UTF-8 (UnicodeDecodeError)
         raise CdxFormatError(f"CDX answer is not JSON: {exc}") from exc
     if not isinstance(data, list):
         raise CdxFormatError("CDX answer is not a JSON list")

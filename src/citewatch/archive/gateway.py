@@ -27,14 +27,17 @@ same filter in front of the store, the reporter and its result (:mod:`.runner`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import random
+import re
 import time
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, AnyStr, TypeVar
 from urllib.parse import quote, quote_plus
 
 import httpx
@@ -94,7 +97,11 @@ class KeyFilter:
     The one filter for anything that came from the archive and is stored, logged, printed or
     returned: :meth:`text` for a message, :meth:`body` and :meth:`headers` for an answer as it
     arrives, :meth:`deep` for whole structures (dicts, lists, tuples, dataclasses such as the rows
-    handed to the store)."""
+    handed to the store).
+
+    A filter can only hide a key it sees whole, so it runs before anything is cut short; where a
+    cut cannot wait for it (a body read up to a cap, a sample or an excerpt made elsewhere),
+    ``cut=True`` (or :meth:`excerpts`) also hides the start of a key form left at the cut."""
 
     MASK = "***"
 
@@ -102,34 +109,81 @@ class KeyFilter:
         forms: set[str] = set()
         for key in keys or ():
             if key:
-                forms |= {key, quote(key, safe=""), quote_plus(key), json.dumps(key)[1:-1]}
+                forms |= {
+                    key,
+                    quote(key, safe="", errors="surrogateescape"),
+                    quote_plus(key, errors="surrogateescape"),
+                    json.dumps(key)[1:-1],
+                }
         # Longest first: a form that contains another is hidden whole.
         self._forms = sorted(forms, key=len, reverse=True)
-        self._raw = [form.encode() for form in self._forms]
+        raw: set[bytes] = set()
+        for form in self._forms:
+            for encoding in ("utf-8", "latin-1"):  # the bytes as sent, in either header encoding
+                with contextlib.suppress(UnicodeError):
+                    raw.add(form.encode(encoding, "surrogateescape"))
+        self._raw = sorted(raw, key=len, reverse=True)
+        #: The longest form in bytes: read this much past a cap, and a key the cap cuts is whole.
+        self.longest = len(self._raw[0]) if self._raw else 0
 
     def __bool__(self) -> bool:
         return bool(self._forms)
 
-    def text(self, text: str | None) -> str | None:
+    def text(self, text: str | None, *, cut: bool = False) -> str | None:
+        """``text`` with every key form hidden; ``cut``: ``text`` was cut short at its end, so
+        the start of a form there is hidden too."""
         if not text or not self._forms:
             return text
         for form in self._forms:
             if form in text:
                 text = text.replace(form, self.MASK)
-        return text
+        return self._cut_end(text, self._forms, self.MASK) if cut else text
 
-    def body(self, data: bytes) -> bytes:
+    def body(self, data: bytes, *, cut: bool = False) -> bytes:
+        """:meth:`text` for bytes (an answer's body, a header's name or value), byte for byte:
+        nothing is decoded or re-encoded."""
         if not data or not self._raw:
             return data
+        mask = self.MASK.encode()
         for form in self._raw:
             if form in data:
-                data = data.replace(form, self.MASK.encode())
-        return data
+                data = data.replace(form, mask)
+        return self._cut_end(data, self._raw, mask) if cut else data
+
+    def excerpts(self, text: str | None) -> str | None:
+        """:meth:`text` for a message quoting excerpts cut short elsewhere (an error such as
+        ``malformed status line 'HTTP/1.1 LOW AKEY1'``): the start of a form is hidden where
+        the text ends and where a quote closes."""
+        if not text or not self._forms:
+            return text
+        parts = re.split(r"(['\"])", self.text(text) or "")
+        return "".join(
+            part if part in ("'", '"') else self._cut_end(part, self._forms, self.MASK)
+            for part in parts
+        )
+
+    @staticmethod
+    def _cut_end(data: AnyStr, forms: list[AnyStr], mask: AnyStr) -> AnyStr:
+        """``data`` with its end hidden if the end is the start of a form (a form cut short)."""
+        size = 0
+        for form in forms:
+            for length in range(min(len(form) - 1, len(data)), size, -1):
+                if data.endswith(form[:length]):
+                    size = length
+                    break
+        return data[: len(data) - size] + mask if size else data
 
     def headers(self, headers: httpx.Headers) -> httpx.Headers:
-        if not self._forms:
+        """The headers with every key form hidden, names and values, in their raw bytes (a
+        header may hold any byte: nothing is decoded or re-encoded); the same object when there
+        was nothing to hide."""
+        if not self._raw:
             return headers
-        return httpx.Headers([(k, self.text(v) or "") for k, v in headers.multi_items()])
+        raw = headers.raw
+        hidden = [(self.body(name), self.body(value)) for name, value in raw]
+        if all(a[0] is b[0] and a[1] is b[1] for a, b in zip(hidden, raw, strict=True)):
+            return headers
+        return httpx.Headers(hidden)
 
     def deep(self, value: T) -> T:
         """``value`` with every string in it filtered (the same object when there was nothing to
@@ -144,9 +198,10 @@ class KeyFilter:
         if isinstance(value, bytes):
             return self.body(value)
         if isinstance(value, dict):
-            items = {k: self._deep(v) for k, v in value.items()}
-            same = all(items[k] is v for k, v in value.items())
-            return value if same else type(value)(items)
+            pairs = [(self._deep(k), self._deep(v)) for k, v in value.items()]
+            if all(a is k and b is v for (a, b), (k, v) in zip(pairs, value.items(), strict=True)):
+                return value
+            return type(value)(pairs)
         if isinstance(value, list | tuple):
             parts = [self._deep(v) for v in value]
             if all(a is b for a, b in zip(parts, value, strict=True)):
@@ -454,15 +509,28 @@ class Gateway:
             self.sent[family] += 1
             try:
                 async with self.client.stream(method, url, data=form, headers=headers) as response:
-                    body, complete = await read_capped(response, max_body)
                     # Filtered as it arrives: a server echoing the Authorization header back
                     # (in an error message, a header, a redirect) hands nothing on with a key.
+                    # The body is read a key's length past the cap and cut after the filter, so
+                    # a key the cap falls in is hidden whole, never left half shown.
                     hide = self.keys_filter
+                    try:
+                        body, complete = await read_capped(response, max_body + hide.longest)
+                    except (zlib.error, httpx.DecodingError) as exc:
+                        # The archive answered, with a body its own encoding cannot decode.
+                        self.breaker.answered(family, response.status_code)
+                        raise _Transient(
+                            self.scrub(f"HTTP {response.status_code}, undecodable body: {exc}")
+                            or "undecodable body"
+                        ) from None
+                    body = hide.body(body, cut=not complete)
+                    if len(body) > max_body:
+                        body, complete = body[:max_body], False
                     reply = Reply(
                         str(response.url),
                         response.status_code,
                         hide.headers(response.headers),
-                        hide.body(body),
+                        body,
                         complete,
                     )
             except PrivateAddressError as exc:
@@ -475,7 +543,11 @@ class Gateway:
             except httpx.TransportError as exc:
                 if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
                     limiter.refund()  # nothing reached the archive: no budget spent
-                message = self.scrub(f"{type(exc).__name__}: {exc}") or ""
+                message = f"{type(exc).__name__}: {exc}"
+                if isinstance(exc, httpx.ProtocolError):  # may quote the answer, cut short
+                    message = self.keys_filter.excerpts(message) or ""
+                else:
+                    message = self.scrub(message) or ""
                 self.breaker.connection_failed(family, message, final=False)
                 self.check_open()
                 raise _Transient(message, connection=True) from None

@@ -12,6 +12,7 @@ capture and a live page are judged alike (English and Arabic "not found" titles 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -20,7 +21,7 @@ import httpx
 
 from ..check.classify import Page, soft_404_reason
 from ..check.probe import read_text, sha1_base32
-from .gateway import ArchiveRequestError, Family, Gateway
+from .gateway import ArchiveRequestError, Family, Gateway, KeyFilter
 
 #: Enough of a capture to read its title and a text sample.
 REPLAY_MAX_BODY = 1024 * 1024
@@ -79,7 +80,7 @@ def memento_timestamp(header: str | None) -> str | None:
         return None
     try:
         return parsedate_to_datetime(header).strftime("%Y%m%d%H%M%S")
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):  # any odd header
         return None
 
 
@@ -118,7 +119,16 @@ async def replay(gateway: Gateway, timestamp: str, original: str) -> ReplayResul
             hops.append(url)
             url = str(target)
             continue
-        return _classify(timestamp, original, url, reply.status, reply.headers, reply.body, hops)
+        return _classify(
+            timestamp,
+            original,
+            url,
+            reply.status,
+            reply.headers,
+            reply.body,
+            hops,
+            gateway.keys_filter,
+        )
     return ReplayResult(timestamp, "error", None, None, url, error="too many replay redirects")
 
 
@@ -130,6 +140,7 @@ def _classify(
     headers: httpx.Headers,
     body: bytes,
     hops: list[str],
+    hide: KeyFilter,
 ) -> ReplayResult:
     memento = memento_timestamp(headers.get("memento-datetime"))
     if status == 404 and memento is None:
@@ -147,6 +158,13 @@ def _classify(
             hops=tuple(hops),
         )
     text = read_text(body, headers.get("content-type"))
+    # The body was filtered as it arrived; what decoding it reveals (a key written as HTML
+    # entities, or in another charset) is hidden here, before the soft-404 rule quotes the title
+    # cut short — and the sample, already cut to size, loses the start of a key at its end.
+    sample_cut = text.sample is not None and len(text.sample) < (text.length or 0)
+    text = dataclasses.replace(
+        text, title=hide.text(text.title), sample=hide.text(text.sample, cut=sample_cut)
+    )
     common = {
         "status": status,
         "memento": memento,

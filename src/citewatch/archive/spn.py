@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .gateway import ArchiveRequestError, Family, Gateway
+from .gateway import ArchiveRequestError, Family, Gateway, Reply
 
 PERMANENT_ERRORS = frozenset(
     {
@@ -135,10 +135,7 @@ async def submit(gateway: Gateway, url: str) -> SpnOutcome:
         reply = await gateway.post_form(Family.SPN_SUBMIT, gateway.endpoints.save, form, auth=True)
     except ArchiveRequestError as exc:
         return SpnOutcome("error", status_ext="error:request-failed", message=str(exc))
-    try:
-        data = reply.json()
-    except ValueError:
-        data = None
+    data = _json(gateway, reply)
     if reply.status != 200:
         ext = _HTTP_EXT.get(reply.status, f"error:http-{reply.status}")
         return _error_from(data, ext, f"Save Page Now answered HTTP {reply.status}")
@@ -157,10 +154,7 @@ async def status(gateway: Gateway, job_id: str) -> SpnOutcome:
         )
     except ArchiveRequestError as exc:
         return SpnOutcome("pending", job_id, message=str(exc))
-    try:
-        data = reply.json()
-    except ValueError:
-        data = None
+    data = _json(gateway, reply)
     if reply.status != 200 or not isinstance(data, dict):
         return SpnOutcome("pending", job_id, message=f"status check answered HTTP {reply.status}")
     state = str(data.get("status") or "pending")
@@ -183,6 +177,16 @@ async def wait_for(gateway: Gateway, job_id: str, interval: float, timeout: floa
         if outcome.status != "pending":
             return outcome
     return SpnOutcome("pending", job_id, message=f"still pending after {timeout:g}s")
+
+
+def _json(gateway: Gateway, reply: Reply) -> Any:
+    """The answer's JSON with every key form hidden in its strings (names too) — decoded, so a
+    key written with ``\\u`` escapes is hidden as well, before any message is cut to length."""
+    try:
+        data = reply.json()
+    except ValueError:  # not JSON, or not UTF-8 (UnicodeDecodeError)
+        return None
+    return gateway.keys_filter.deep(data)
 
 
 def _text(value: Any) -> str | None:
