@@ -285,6 +285,24 @@ def test_dead_needs_k_failures_spanning_d(make_simweb: Any, store: Store) -> Non
     assert url_row(store, alive)["verdict"] == "alive"
 
 
+def test_a_job_run_every_max_age_reprobes_every_url_each_time(
+    make_simweb: Any, store: Store
+) -> None:
+    """A daily cron with the default --max-age 1d: yesterday's probes were made a little after
+    yesterday's run started, so they are a little under a day old when today's run starts —
+    still every URL is probed again (a grace of a tenth of max-age, at most an hour)."""
+    web = make_simweb()
+    urls = ["http://news.test/ok/daily-1", "http://news.test/ok/daily-2"]
+    seed(store, urls)
+    settings = settings_for(web)
+    t0 = datetime(2030, 1, 1, 3, 0, tzinfo=UTC)
+    probed = []
+    for moment in (t0 + timedelta(seconds=40), t0 + timedelta(days=1), t0 + timedelta(hours=36)):
+        result = check(store, settings, now=lambda m=moment: m)
+        probed.append((result.probed, result.skipped_fresh))
+    assert probed == [(2, 0), (2, 0), (0, 2)]  # the third run, 12 hours on, finds them fresh
+
+
 def test_one_shot_gives_unconfirmed_dead(make_simweb: Any, store: Store) -> None:
     web = make_simweb()
     url = "https://news.test/gone/one-shot"

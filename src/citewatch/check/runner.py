@@ -47,6 +47,8 @@ from .scheduler import Scheduler
 
 #: How long a host's answer to a never-existing path (the soft-404 host probe) is reused.
 HOST_PRINT_MAX_AGE = timedelta(days=7)
+#: Largest slack taken off ``--max-age`` when deciding what is fresh (see :func:`_age`).
+MAX_AGE_GRACE = timedelta(hours=1)
 #: Probe results are committed together, this many at a time…
 FLUSH_EVERY = 100
 #: …and never later than this many seconds after the first of them came in.
@@ -175,7 +177,15 @@ def longest_first(store: Store, targets: list[Target]) -> list[Target]:
 
 
 def _age(settings: Settings) -> timedelta:
-    return timedelta(seconds=max(0.0, settings.max_age))
+    """How old evidence may be and still spare a URL this run: ``max_age`` less a grace.
+
+    A job scheduled every ``max_age`` (a daily cron with the default 1d) starts a little before
+    the previous run's probes are ``max_age`` old — they were made after that run started — so
+    without the grace every other run would skip every URL. The grace is a tenth of
+    ``max_age``, at most :data:`MAX_AGE_GRACE`.
+    """
+    age = max(0.0, settings.max_age)
+    return timedelta(seconds=age - min(age / 10, MAX_AGE_GRACE.total_seconds()))
 
 
 def _item(target: Target, result: ProbeResult) -> dict[str, Any]:
