@@ -110,3 +110,57 @@ def test_one_huge_line_is_linear(tmp_path: Path):
     profile = read_profile(path, base_url="https://site.example/")
     assert time.perf_counter() - started < 90  # a guard against quadratic blow-ups, not a benchmark
     assert profile.citations
+
+
+# Inline links as markdown-it reads them: destinations plain or in <…>, with parentheses (paired
+# or escaped), backslashes and entities; titles in "…", '…' or (…) holding parentheses and quotes.
+_DEST_CHARS = st.sampled_from(["a", "/", "?", "=", "&amp;", "(", ")", "\\(", "\\)", "\\\\", "\\", "%", "'", '"', "<", ">", " ", "é", "#"])  # fmt: skip
+_TITLE_CHARS = st.sampled_from(["t", " ", "(", ")", "\\(", "\\)", "\\", "'", '"', ":", "\\\"", "\n"])  # fmt: skip
+_DEST = st.lists(_DEST_CHARS, max_size=8).map(lambda parts: "https://x.example/" + "".join(parts))
+_TITLE = st.tuples(st.sampled_from(['""', "''", "()"]), st.lists(_TITLE_CHARS, max_size=6)).map(
+    lambda pair: pair[0][0] + "".join(pair[1]) + pair[0][1]
+)
+_LINK = st.tuples(
+    st.booleans(), _DEST, st.none() | _TITLE, st.sampled_from([" ", "  ", "\n", " \n "])
+).map(lambda t: ("<" + t[1] + ">" if t[0] else t[1]) + (t[3] + t[2] if t[2] else ""))
+
+
+def _hrefs(text: str) -> dict[str, str]:
+    """Link text → href, for every link markdown-it itself makes of ``text``."""
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+    md.validateLink = lambda url: True
+    md.normalizeLink = lambda url: url
+    found = {}
+    for block in md.parse(text):
+        children = block.children or []
+        for n, child in enumerate(children[:-1]):
+            if child.type == "link_open" and child.markup != "autolink":
+                assert children[n + 1].type == "text"
+                found[children[n + 1].content] = str(child.attrs["href"])
+    return found
+
+
+@SETTINGS
+@given(
+    links=st.lists(_LINK, min_size=1, max_size=4),
+    glue=st.sampled_from([" and ", ", ", "\n", "\n> ", "\n\t"]),
+    lead=st.sampled_from(["", "> ", "- ", "  ", "1. ", "> - ", "# ", "| a |\n|---|\n| "]),
+)
+def test_every_inline_link_markdown_it_makes_is_found_where_written(links, glue, lead):
+    """Every inline link markdown-it makes (``<a href>``) is found, with the same URL, at the
+    line and column where its destination is written."""
+    from citewatch.extract.markdown import read_markdown
+
+    text = lead + "See " + glue.join(f"[l{n}]({link})" for n, link in enumerate(links)) + " ok.\n"
+    expected = _hrefs(text)
+    extracted = read_markdown(text)
+    assert not [f for f in extracted.findings if f.kind == "link_position"], (text, extracted)
+    found = {ref.text: ref.target for ref in extracted.refs if ref.text}
+    assert found == expected, text
+    starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
+    for ref in extracted.refs:
+        if ref.text:
+            assert ref.column >= 1, (ref, text)
+            assert text.startswith(ref.raw, starts[ref.line - 1] + ref.column - 1), (ref, text)

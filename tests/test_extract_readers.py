@@ -112,6 +112,74 @@ def test_markdown_angle_destinations_with_unbalanced_parentheses(tmp_path):
     assert profile.findings == []
 
 
+def test_markdown_link_titles_and_escaped_backslashes(tmp_path):
+    """Destinations are read with markdown-it's own helpers: a parenthesis inside a title (any of
+    the three title forms) and an escaped backslash before the closing ``)`` lose no link."""
+    path = tmp_path / "p.md"
+    path.write_text(
+        'See [x](https://a.org/p "a) b") ok.\n\n'
+        'See [x](https://a.org/p "see (b") ok.\n\n'
+        "See [x](https://a.org/p 'it:)') ok.\n\n"
+        "See [x](https://o.example/?q=a\\\\) ok.\n\n"
+        "See ![i](https://a.org/i.png (t \\(x)) and [y](<https://a.org/q r>\n'z)') ok.\n",
+        encoding="utf-8",
+    )
+    profile = read_profile(path)
+    assert [(c.line, c.column, c.raw, c.url, c.text) for c in profile.citations] == [
+        (1, 9, "https://a.org/p", "https://a.org/p", "x"),
+        (3, 9, "https://a.org/p", "https://a.org/p", "x"),
+        (5, 9, "https://a.org/p", "https://a.org/p", "x"),
+        (7, 9, "https://o.example/?q=a\\\\", "https://o.example/?q=a\\", "x"),
+        (9, 10, "https://a.org/i.png", "https://a.org/i.png", "i"),
+        (9, 48, "https://a.org/q r", "https://a.org/q%20r", "y"),
+    ]
+    assert [c.context for c in profile.citations] == ["See x ok."] * 4 + ["See i and y ok."] * 2
+    assert profile.findings == []
+    assert_positions(profile, path)
+
+
+def test_markdown_destination_continued_by_an_escaped_line_break(tmp_path):
+    """markdown-it lets ``\\`` + line break continue a destination; in a block quote the raw text
+    is the file's own, ``> `` included, so it points at what is written."""
+    path = tmp_path / "p.md"
+    path.write_text('> See [l](https://x.example/a\\\n> "t") ok.\n', encoding="utf-8")
+    profile = read_profile(path)
+    assert [(c.line, c.column, c.raw, c.url, c.text) for c in profile.citations] == [
+        (1, 11, 'https://x.example/a\\\n> "t"', "https://x.example/a/%22t%22", "l")
+    ]
+    assert_positions(profile, path)
+
+
+def test_markdown_reference_definitions_in_containers(tmp_path):
+    """A definition inside a block quote or a list item still defines its label document-wide."""
+    path = tmp_path / "p.md"
+    path.write_text(
+        "> [a]: https://q.example/bq\n\n- [b]:\n  https://q.example/li\n\nSee [a] and [B].\n",
+        encoding="utf-8",
+    )
+    profile = read_profile(path)
+    assert [(c.line, c.column, c.raw, c.url, c.text) for c in profile.citations] == [
+        (1, 8, "https://q.example/bq", "https://q.example/bq", "a"),
+        (4, 3, "https://q.example/li", "https://q.example/li", "B"),
+    ]
+    assert profile.findings == []
+
+
+def test_markdown_link_never_dropped_when_its_destination_cannot_be_placed(tmp_path):
+    """The last resort (here a definition whose label spans two lines, which the definition scan
+    does not read): the URL is still cited, at the link's line with column 0 (unknown), and a
+    ``link_position`` finding says why."""
+    path = tmp_path / "p.md"
+    path.write_text("[foo\nbar]: https://ml.example/\n\nSee [foo bar] ok.\n", encoding="utf-8")
+    profile = read_profile(path)
+    assert [(c.line, c.column, c.raw, c.url, c.text) for c in profile.citations] == [
+        (4, 0, "https://ml.example/", "https://ml.example/", "foo bar")
+    ]
+    assert [(f.kind, f.line, f.raw) for f in profile.findings] == [
+        ("link_position", 4, "https://ml.example/")
+    ]
+
+
 def test_markdown_relative_links_without_base_are_findings(tmp_path):
     path = tmp_path / "p.md"
     path.write_text("See [a](/only/relative) and [b](../up).\n", encoding="utf-8")

@@ -21,7 +21,7 @@ _SPACE = re.compile(r"\s+")
 _MD_LINK = re.compile(
     r"!?\[((?:\\.|[^\]\\\n])*)\]\("
     r"(?:[ \t]*<(?:\\.|[^<>\\\n])*>|(?:[^()\s]|\([^()\s]*\))*)"  # <destination> or destination
-    r"(?:\s+\"[^\"]*\")?[ \t]*\)"
+    r"(?:\s+(?:\"(?:\\.|[^\"\\])*\"|'(?:\\.|[^'\\])*'|\((?:\\.|[^()\\])*\)))?[ \t]*\)"  # title
 )
 _AUTOLINK = re.compile(r"<((?:https?|ftp|mailto):[^<>\s]+)>", re.IGNORECASE)
 _STRONG = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")

@@ -5,9 +5,13 @@ markdown-it-py gives block line ranges (``token.map``) but no columns, and it re
 (unescaping, percent-encoding). To report the target *as written* at its exact line and column, the
 inline rules that consume source (links, images, autolinks, code spans, inline HTML) are wrapped to
 record their span in the inline source; spans are mapped back to file lines and columns, and bare
-URLs are searched only in the text outside those spans. Link targets are taken verbatim (no
-normalisation, no "unsafe scheme" filter): resolving and classifying them is :mod:`citewatch.urls`'s
-job, and ``javascript:`` links must be recorded (as skipped), not silently dropped.
+URLs are searched only in the text outside those spans. An inline link's destination is found in
+its span with markdown-it's own helpers (``parseLinkLabel``, ``parseLinkDestination``,
+``parseLinkTitle``, as its link rule uses them), a reference link's in its definition. Link targets
+are taken verbatim (no normalisation, no "unsafe scheme" filter): resolving and classifying them is
+:mod:`citewatch.urls`'s job, and ``javascript:`` links must be recorded (as skipped), not silently
+dropped. No link markdown-it reads is dropped: one whose destination cannot be placed is recorded
+at its line with column 0 (unknown), with a ``link_position`` finding.
 
 Front matter (``---`` … ``---`` with simple ``key: value`` lines: title, author/authors,
 date/published) and a ``Published: …`` line give the metadata; else the first heading and a
@@ -22,7 +26,8 @@ import re
 from collections.abc import Callable
 
 from markdown_it import MarkdownIt
-from markdown_it.common.utils import unescapeAll
+from markdown_it.common.utils import isStrSpace, unescapeAll
+from markdown_it.helpers import parseLinkDestination, parseLinkLabel, parseLinkTitle
 from markdown_it.rules_inline import StateInline
 from markdown_it.token import Token
 
@@ -44,8 +49,11 @@ from .metadata import has_date_label, parse_date, split_authors
 
 _SPAN_RULES = ("link", "image", "autolink", "backticks", "html_inline")
 _FRONT_KEYS = re.compile(r"^([A-Za-z_][\w-]*)\s*:\s*(.*)$")
+#: A reference definition, also in block quotes and list items (``> [a]: …``, ``- [a]: …``).
 _REF_DEF = re.compile(
-    r"^ {0,3}\[((?:\\.|[^\[\]\\\n])+)\]:[ \t]*\n?[ \t]*(<[^<>\n]*>|\S+)", re.MULTILINE
+    r"^(?:[ \t]*(?:>|[-+*](?=[ \t])|\d{1,9}[.)](?=[ \t])))*[ \t]*"
+    r"\[((?:\\.|[^\[\]\\\n])+)\]:[ \t]*\n?(?:[ \t]*>)*[ \t]*(<[^<>\n]*>|\S+)",
+    re.MULTILINE,
 )
 _LABEL_TAIL = re.compile(r"\]\s*\[((?:\\.|[^\[\]\\])*)\]$")
 _LONE_CR = re.compile(r"\r(?!\n)")
@@ -60,21 +68,68 @@ def _make() -> MarkdownIt:
     ruler = md.inline.ruler
     for name in _SPAN_RULES:
         original = ruler.__rules__[ruler.__find__(name)].fn
-        ruler.at(name, _wrap(original))
+        ruler.at(name, _wrap(original, name))
     return md
 
 
-def _wrap(inner: Callable[[StateInline, bool], bool]) -> Callable[[StateInline, bool], bool]:
+def _wrap(
+    inner: Callable[[StateInline, bool], bool], name: str
+) -> Callable[[StateInline, bool], bool]:
     def rule(state: StateInline, silent: bool) -> bool:
         if not silent and state.pending:
             state.pushPending()  # else the pending text would be the first token pushed
-        before, start = len(state.tokens), state.pos
+        before, start, maximum = len(state.tokens), state.pos, state.posMax
         ok = inner(state, silent)
         if ok and not silent and len(state.tokens) > before:
-            state.tokens[before].meta["span"] = (start, state.pos)
+            meta = state.tokens[before].meta
+            meta["span"] = (start, state.pos)
+            if name in ("link", "image"):
+                destination = _inline_destination(state, start, maximum, name == "image")
+                if destination is not None:
+                    meta["destination"] = destination
         return ok
 
     return rule
+
+
+def _skip_spaces(src: str, pos: int, maximum: int) -> int:
+    while pos < maximum and (isStrSpace(src[pos]) or src[pos] == "\n"):
+        pos += 1
+    return pos
+
+
+def _inline_destination(
+    state: StateInline, start: int, maximum: int, image: bool
+) -> tuple[int, str] | None:
+    """Where the link (or image) at ``start`` in ``state.src`` has its destination, as written:
+    (offset, raw); None for a reference link (``[t][label]``, ``[label]``).
+
+    The same steps, with the same helpers, as markdown-it's own ``link`` and ``image`` rules, run
+    once they have accepted the link: titles holding parentheses, escaped backslashes before the
+    closing ``)`` and ``<…>`` destinations are read exactly as markdown-it reads them.
+    """
+    src = state.src
+    label_end = parseLinkLabel(state, start + 1 if image else start, not image)
+    if label_end < 0:
+        return None
+    pos = label_end + 1
+    if pos >= maximum or src[pos] != "(":
+        return None
+    pos = _skip_spaces(src, pos + 1, maximum)
+    found = (pos, "")  # `[t]()`: an empty destination, where it would stand
+    parsed = parseLinkDestination(src, pos, maximum)
+    if parsed.ok:
+        angle = src[pos] == "<"
+        found = (pos + 1, src[pos + 1 : parsed.pos - 1]) if angle else (pos, src[pos : parsed.pos])
+        pos = parsed.pos
+        after = _skip_spaces(src, pos, maximum)
+        title = parseLinkTitle(src, after, maximum)
+        pos = after
+        if after < maximum and after != parsed.pos and title.ok:
+            pos = _skip_spaces(src, title.pos, maximum)
+    if pos >= maximum or src[pos] != ")":
+        return None  # markdown-it fell back on a reference link
+    return found
 
 
 _MD = _make()
@@ -145,7 +200,7 @@ def read_markdown(text: str) -> Extracted:
                     result.title = heading
             section = heading
         block = _Block(lines, token)
-        refs = _inline_refs(block, token.children or [], definitions, section)
+        refs = _inline_refs(block, token.children or [], definitions, section, result.findings)
         if heading_level:
             heading_level = 0
         result.refs.extend(refs)
@@ -169,7 +224,9 @@ class _Block:
             self.starts.append(m.end())
 
     def locate(self, offset: int, raw: str) -> tuple[int, int]:
-        """1-based (line, column) of ``raw``, which starts at ``offset`` in the content."""
+        """1-based (line, column) of ``raw``, which starts at ``offset`` in the content (only its
+        first line is compared: an escaped line break can continue a link destination)."""
+        raw = raw.partition("\n")[0]
         k = bisect.bisect_right(self.starts, offset) - 1
         index = min(self.first + k, len(self.lines) - 1)
         source = self.lines[index]
@@ -189,6 +246,17 @@ class _Block:
                 return other + 1, found + 1
         return index + 1, 0
 
+    def source(self, offset: int, raw: str, line: int, column: int) -> str:
+        """The file's text for ``raw`` (at ``offset``, located at ``line``/``column``) running over
+        lines: with the container prefixes (``> ``) markdown-it left out of the content."""
+        cut = raw.rindex("\n") + 1
+        end_line, end_column = self.locate(offset + cut, raw[cut:])
+        if column < 1 or end_column < 1 or end_line <= line:
+            return raw
+        text = "\n".join(self.lines[line - 1 : end_line])
+        end = len(text) - len(self.lines[end_line - 1]) + end_column - 1 + len(raw) - cut
+        return text[column - 1 : end]
+
 
 def _rstripped_len(text: str, start: int, end: int) -> int:
     """``len(text[start:end].rstrip())`` without copying a 5 MB line once per link."""
@@ -198,7 +266,11 @@ def _rstripped_len(text: str, start: int, end: int) -> int:
 
 
 def _inline_refs(
-    block: _Block, children: list[Token], definitions: dict[str, tuple[int, int, str]], section: str
+    block: _Block,
+    children: list[Token],
+    definitions: dict[str, list[tuple[int, int, str]]],
+    section: str,
+    findings: list[Finding],
 ) -> list[Ref]:
     content = block.content
     found: list[tuple[int, int, Ref]] = []
@@ -224,12 +296,17 @@ def _inline_refs(
                 line, col = block.locate(start, raw)
                 text = ""
             else:
-                located = _destination(content, span, href, definitions)
+                located = _destination(content, child.meta, href, definitions)
                 if located is None:
-                    continue
-                line, col, raw = located
-                if line == 0:
-                    line, col = block.locate(col, raw)
+                    # Never dropped: the URL is still checked, at the link's line (column unknown).
+                    line, col, raw = _unlocated(block, span, href, findings)
+                else:
+                    line, col, raw = located
+                    if line == 0:
+                        offset = col
+                        line, col = block.locate(offset, raw)
+                        if "\n" in raw:  # an escaped line break, maybe in a block quote
+                            raw = block.source(offset, raw, line, col)
                 target = href
             ref = Ref(raw=raw, line=line, column=col, text=text, role=role, target=target)
             pos = span[0] if span else 0
@@ -308,113 +385,98 @@ def _link_text(children: list[Token], start: int) -> str:
 
 def _destination(
     content: str,
-    span: tuple[int, int] | None,
+    meta: dict[str, object],
     href: str,
-    definitions: dict[str, tuple[int, int, str]],
+    definitions: dict[str, list[tuple[int, int, str]]],
 ) -> tuple[int, int, str] | None:
-    """(0, offset in content, raw) for inline links; (line, column, raw) from a definition."""
-    if span is None:
+    """(0, offset in content, raw) for inline links; (line, column, raw) from a definition; None
+    when the link cannot be placed in the source."""
+    span = meta.get("span")
+    if not isinstance(span, tuple):
         return None
-    source = content[span[0] : span[1]]
-    group = _final_group(source)
-    if group is not None:
-        inner_start, inner = group
-        stripped = inner.lstrip()
-        lead = len(inner) - len(stripped)
-        if stripped.startswith("<"):
-            close = stripped.find(">")
-            dest = stripped[1:close] if close > 0 else ""
-            lead += 1
-        else:
-            dest = re.match(r"\S*", stripped).group()  # type: ignore[union-attr]
-            dest = _balanced_prefix(dest)
-        if unescapeAll(dest) == href:
-            return 0, span[0] + inner_start + lead, dest
-    angle = _angle_destination(source, href)
-    if angle is not None:  # "<…>" may hold parentheses the balanced scan above cannot pair
-        return 0, span[0] + angle[0], angle[1]
+    destination = meta.get("destination")
+    if isinstance(destination, tuple):  # an inline link, located by _inline_destination
+        offset, raw = destination
+        return (0, offset, raw) if unescapeAll(raw) == href else None
     # A reference link: [text][label], [label][] or [label].
+    source = content[span[0] : span[1]]
     m = _LABEL_TAIL.search(source)
     label = m.group(1) if m and m.group(1) else source[1 : source.rfind("]")]
     if source.startswith("!["):
         label = label if m and m.group(1) else source[2 : source.rfind("]")]
-    entry = definitions.get(_norm_label(label))
-    if entry is None:  # fall back on any definition with that target
-        entry = next((d for d in definitions.values() if unescapeAll(d[2]) == href), None)
-    return entry
+    for entry in definitions.get(_norm_label(label), ()):
+        if unescapeAll(entry[2]) == href:
+            return entry
+    # Else any definition with that target (a label the regex normalises differently).
+    return next((d for ds in definitions.values() for d in ds if unescapeAll(d[2]) == href), None)
 
 
-_ANGLE_OPEN = re.compile(r"\]\([ \t]*\n?[ \t]*<")
-_ANGLE_BODY = re.compile(r"(?:\\.|[^<>\\\n])*")
-
-
-def _angle_destination(source: str, href: str) -> tuple[int, str] | None:
-    """The last ``](<…>`` destination of ``source`` that reads as ``href``: (offset, raw).
-
-    >>> _angle_destination("[t](<https://x.org/a?q=(b>)", "https://x.org/a?q=(b")
-    (5, 'https://x.org/a?q=(b')
-    """
-    found = None
-    for opening in _ANGLE_OPEN.finditer(source):
-        body = _ANGLE_BODY.match(source, opening.end())
-        if body is None or not source.startswith(">", body.end()):
-            continue
-        if unescapeAll(body.group()) == href:
-            found = (opening.end(), body.group())
-    return found
+def _unlocated(
+    block: _Block, span: object, href: str, findings: list[Finding]
+) -> tuple[int, int, str]:
+    """The last resort for a link markdown-it reads but the source does not show where: its line,
+    column 0 (unknown), and ``href`` as the raw text; a ``link_position`` finding says so."""
+    if isinstance(span, tuple):
+        source = block.content[span[0] : span[1]].split("\n", 1)[0]
+        line, _ = block.locate(span[0], source)
+    else:
+        line = block.first + 1
+    findings.append(
+        Finding(
+            "link_position",
+            f"a Markdown link to {href!r}: where its destination is written was not found; "
+            "checked at the link's line with column 0 (unknown), so `citewatch fix` leaves it",
+            line=line,
+            raw=href,
+        )
+    )
+    return line, 0, href
 
 
 def closing_group(text: str) -> tuple[int, int] | None:
-    """Span (start, end) of the contents of the balanced ``(...)`` that ends ``text``, skipping
+    r"""Span (start, end) of the contents of the balanced ``(...)`` that ends ``text``, skipping
     backslash-escaped parentheses — a Markdown link destination. Shared with ``fix``, which must
-    find the same destination it rewrites.
+    find the same destination it rewrites. A parenthesis after an even run of backslashes (each
+    one escaping the next) is not escaped.
 
     >>> closing_group("[a](https://x.org/A_(b))")
     (4, 23)
+    >>> closing_group(r"[a](https://x.org/?q=a\\)"), closing_group(r"[a](https://x.org/?q=a\)")
+    ((4, 24), None)
     """
-    if not text.endswith(")"):
+    if not text.endswith(")") or _escaped(text, len(text) - 1):
         return None
     depth = 0
     for i in range(len(text) - 1, -1, -1):
         ch = text[i]
-        if i > 0 and text[i - 1] == "\\":
+        if ch not in "()" or _escaped(text, i):
             continue
         if ch == ")":
             depth += 1
-        elif ch == "(":
+        else:
             depth -= 1
             if depth == 0:
                 return i + 1, len(text) - 1
     return None
 
 
-def _final_group(source: str) -> tuple[int, str] | None:
-    """The ``(...)`` that ends an inline link's source, as (offset of its contents, contents)."""
-    span = closing_group(source)
-    if span is None or span[0] < 2 or source[span[0] - 2] != "]":
-        return None
-    return span[0], source[span[0] : span[1]]
-
-
-def _balanced_prefix(dest: str) -> str:
-    depth = 0
-    for i, ch in enumerate(dest):
-        if ch == "(" and (i == 0 or dest[i - 1] != "\\"):
-            depth += 1
-        elif ch == ")" and (i == 0 or dest[i - 1] != "\\"):
-            if depth == 0:
-                return dest[:i]
-            depth -= 1
-    return dest
+def _escaped(text: str, i: int) -> bool:
+    """Whether ``text[i]`` follows an odd run of backslashes."""
+    run = 0
+    while i - run > 0 and text[i - run - 1] == "\\":
+        run += 1
+    return run % 2 == 1
 
 
 def _norm_label(label: str) -> str:
     return collapse(label).casefold()
 
 
-def _definitions(text: str) -> dict[str, tuple[int, int, str]]:
-    """Reference definitions: normalised label → (line, column, destination as written)."""
-    found: dict[str, tuple[int, int, str]] = {}
+def _definitions(text: str) -> dict[str, list[tuple[int, int, str]]]:
+    """Reference definitions: normalised label → every (line, column, destination as written), in
+    document order (code blocks are not told apart: a use takes the first one whose destination
+    reads as its target)."""
+    found: dict[str, list[tuple[int, int, str]]] = {}
     if "]:" not in text:
         return found
     line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
@@ -424,9 +486,9 @@ def _definitions(text: str) -> dict[str, tuple[int, int, str]]:
         if dest.startswith("<"):
             dest, start = dest[1:-1], start + 1
         line = bisect.bisect_right(line_starts, start)
-        key = _norm_label(m.group(1))
-        if key not in found:
-            found[key] = (line, start - line_starts[line - 1] + 1, dest)
+        found.setdefault(_norm_label(m.group(1)), []).append(
+            (line, start - line_starts[line - 1] + 1, dest)
+        )
     return found
 
 
