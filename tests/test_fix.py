@@ -940,3 +940,237 @@ def test_an_archive_link_that_replays_or_is_not_known_not_to_is_left_alone(
     assert store.broken_citations() == []
     result = plan_fix(store, path)
     assert result.diff == "" and result.replaced == [] and result.unresolved == []
+
+
+# -- what --write writes reads back as exactly the replacement ---------------------------------------
+# Read back twice: by citewatch's own reader (cited_urls) and by markdown-it, a CommonMark parser
+# with GFM tables (markdown_urls). A second plan is empty only when the file cites the replacement.
+
+
+def markdown_urls(path: Path) -> list[str]:
+    """Link destinations, autolinks, raw HTML hrefs and bare URLs of ``path`` as CommonMark (with
+    GFM tables) reads them: escapes and character references decoded, nothing percent-encoded."""
+    from html.parser import HTMLParser
+
+    from markdown_it import MarkdownIt
+
+    from citewatch.extract.bare import find_urls
+
+    md = MarkdownIt("commonmark", {"html": True}).enable("table")
+    md.normalizeLink = lambda url: url
+    found: list[str] = []
+
+    class Links(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            found.extend(value for name, value in attrs if name in ("href", "src"))
+
+    for token in md.parse(path.read_text()):
+        depth = 0  # inside a link: its text is no bare URL
+        for child in token.children or []:
+            if child.type == "link_open":
+                found.append(child.attrs["href"])
+                depth += 1
+            elif child.type == "link_close":
+                depth -= 1
+            elif child.type == "html_inline":
+                Links().feed(child.content)
+            elif child.type == "text" and not depth:
+                found.extend(u.url for u in find_urls(child.content))
+    return found
+
+
+def table_cells(path: Path) -> list[int]:
+    """The number of cells of each GFM table row of ``path`` (markdown-it)."""
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark").enable("table").parse(path.read_text())
+    rows, cells = [], 0
+    for token in tokens:
+        if token.type in ("th_open", "td_open"):
+            cells += 1
+        elif token.type == "tr_close":
+            rows.append(cells)
+            cells = 0
+    return rows
+
+
+def test_a_capture_rejected_after_an_earlier_fix_is_rewritten_not_counted_as_fixed(store, tmp_path):
+    path = tmp_path / "p.md"
+    scan_read(store, path, "See [x](https://o.example/p).\n")
+    judge(store, "https://o.example/p", "dead", [("20180101000000", 200), ("20190101000000", 200)])
+    first = plan_fix(store, path)
+    write_fix(first, path)
+    assert cited_urls(path) == [f"{WB}/20190101000000/https://o.example/p"]
+    # Later, `archive --verify` finds the capture written a soft-404: it does not count as fixed.
+    replayed(store, "https://o.example/p", "20190101000000", status=200, soft_404=1)
+    second = plan_fix(store, path)
+    assert second.already_fixed == [] and second.refused is None
+    [entry] = second.replaced
+    assert (entry["replacement"], entry["snapshot"], entry["mode"]) == (
+        f"{WB}/20180101000000/https://o.example/p",
+        "20180101000000",
+        "replace",
+    )
+    write_fix(second, path)
+    assert path.read_text() == f"See [x]({WB}/20180101000000/https://o.example/p).\n"
+    assert cited_urls(path) == markdown_urls(path) == [f"{WB}/20180101000000/https://o.example/p"]
+    third = plan_fix(store, path)  # the database still describes the scanned file
+    assert third.diff == "" and third.refused is None and third.replaced == []
+    [done] = third.already_fixed
+    assert (done["replacement"], done["snapshot"]) == (
+        f"{WB}/20180101000000/https://o.example/p",
+        "20180101000000",
+    )
+
+
+def test_already_fixed_names_the_capture_the_site_carries_not_todays_choice(store, tmp_path):
+    path = tmp_path / "p.md"
+    scan_read(store, path, "See <https://o.example/p>.\n")
+    judge(store, "https://o.example/p", "dead", [("20180101000000", 200)])
+    write_fix(plan_fix(store, path), path)
+    judge(store, "https://o.example/p", "dead", [("20190101000000", 200)])  # a better one, later
+    again = plan_fix(store, path)
+    assert again.diff == "" and again.replaced == []
+    [done] = again.already_fixed  # a usable capture written earlier still counts as fixed
+    assert (done["replacement"], done["snapshot"]) == (
+        f"{WB}/20180101000000/https://o.example/p",
+        "20180101000000",
+    )
+
+
+def test_robust_links_naming_a_rejected_capture_get_the_current_one(store, tmp_path):
+    path = tmp_path / "p.html"
+    tag = '<a href="https://o.example/p">'
+    scan(store, path, f"<p>{tag}x</a></p>\n", "html", [(tag, "https://o.example/p")])
+    judge(store, "https://o.example/p", "dead", [("20180101000000", 200), ("20190101000000", 200)])
+    write_fix(plan_fix(store, path), path)
+    replayed(store, "https://o.example/p", "20190101000000", status=404, memento_datetime=None)
+    second = plan_fix(store, path)
+    assert second.refused is None and second.already_fixed == []
+    assert second.replaced[0]["snapshot"] == "20180101000000"
+    write_fix(second, path)
+    assert path.read_text() == (
+        '<p><a href="https://o.example/p" data-originalurl="https://o.example/p"'
+        f' data-versionurl="{WB}/20180101000000/https://o.example/p"'
+        ' data-versiondate="2018-01-01">x</a></p>\n'
+    )
+    third = plan_fix(store, path)
+    assert third.diff == "" and third.already_fixed[0]["snapshot"] == "20180101000000"
+
+
+ENTITY_URL = "https://new.example/p?a=1&copy;=2&#169;=3&#xA9;=4&b=5"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "See [x](https://old.example/p).\n",
+        "See [x](<https://old.example/p>).\n",
+        "See https://old.example/p for more.\n",
+        "See [x][1].\n\n[1]: https://old.example/p\n",
+        "See <https://old.example/p>.\n",
+        'See <a href="https://old.example/p">x</a>.\n',
+        'See <a title="a > b" href="https://old.example/p">x</a>.\n',
+        "See <a title='a > b' href=https://old.example/p>x</a>.\n",
+    ],
+    ids=[
+        "destination",
+        "angle",
+        "bare",
+        "definition",
+        "autolink",
+        "raw html",
+        "raw html, '>' in an earlier value",
+        "raw html, unquoted",
+    ],
+)
+def test_character_references_in_a_replacement_are_written_so_markdown_keeps_them(
+    store, tmp_path, text
+):
+    # CommonMark reads "&copy;" as "©" in destinations, definitions and text (citewatch's reader
+    # too): written so, the link would point elsewhere.
+    path = tmp_path / "p.md"
+    scan_read(store, path, text)
+    judge(store, "https://old.example/p", "moved", moved_to=ENTITY_URL)
+    result = plan_fix(store, path, include_moved=True)
+    assert [r["replacement"] for r in result.replaced] == [ENTITY_URL]
+    write_fix(result, path)
+    assert cited_urls(path) == [ENTITY_URL]
+    assert markdown_urls(path) == [ENTITY_URL]
+    again = plan_fix(store, path, include_moved=True)
+    assert again.diff == "" and again.refused is None
+    assert [d["replacement"] for d in again.already_fixed] == [ENTITY_URL]
+
+
+PIPE_URL = "https://n.example/?ids=1|2"
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "[x](https://o.example/p)",
+        "[x](<https://o.example/p>)",
+        "<https://o.example/p>",
+        "https://o.example/p",
+        '<a href="https://o.example/p">x</a>',
+    ],
+    ids=["destination", "angle", "autolink", "bare", "raw html"],
+)
+def test_a_pipe_in_a_replacement_never_breaks_a_table_row(store, tmp_path, cell):
+    path = tmp_path / "p.md"
+    scan_read(
+        store, path, f"| a | b |\n|---|---|\n| {cell} | y |\n\nAlso [z](https://o.example/p).\n"
+    )
+    judge(store, "https://o.example/p", "moved", moved_to=PIPE_URL)
+    result = plan_fix(store, path, include_moved=True)
+    assert len(result.replaced) == 2
+    write_fix(result, path)
+    assert table_cells(path) == [2, 2]  # the row keeps its two cells
+    assert cited_urls(path) == [PIPE_URL, PIPE_URL]
+    assert markdown_urls(path) == [PIPE_URL, PIPE_URL]
+    assert path.read_text().endswith(f"Also [z]({PIPE_URL}).\n")  # no table, no escape
+    again = plan_fix(store, path, include_moved=True)
+    assert again.diff == "" and again.refused is None and len(again.already_fixed) == 2
+
+
+def test_the_text_dumps_get_parentheses_their_reader_reads_back(store, tmp_path):
+    # The text dumps' reader takes a plain destination with paired parentheses only, and reads no
+    # "\(" there: an unpaired one goes in a "<…>" destination (read back exactly); a bare URL, where
+    # "<…>" would change the text's look, gets it percent-encoded.
+    path = tmp_path / "p.txt"
+    base = "https://www.washingtoninstitute.org"
+    text = "[A \\(/a\\)](/a)\n[B \\(/b\\)](/b)\n\nSyria (/c)\n"
+    scan_read(store, path, text, base)
+    assert cited_urls(path, base) == [f"{base}/a", f"{base}/b", f"{base}/c"]
+    judge(store, f"{base}/a", "moved", moved_to="https://n.example/x?q=(1")
+    judge(store, f"{base}/b", "moved", moved_to="https://n.example/y_(2)")
+    judge(store, f"{base}/c", "moved", moved_to="https://n.example/z?q=1)")
+    result = plan_fix(store, path, include_moved=True)
+    assert result.new_text == (
+        "[A \\(/a\\)](<https://n.example/x?q=(1>)\n[B \\(/b\\)](https://n.example/y_(2))\n"
+        "\nSyria (https://n.example/z?q=1%29)\n"
+    )
+    write_fix(result, path)
+    assert cited_urls(path, base) == [
+        "https://n.example/x?q=(1",
+        "https://n.example/y_(2)",
+        "https://n.example/z?q=1%29",
+    ]
+    again = plan_fix(store, path, include_moved=True)
+    assert again.diff == "" and again.refused is None and len(again.already_fixed) == 3
+
+
+def test_an_other_capture_rejected_after_an_earlier_fix_is_replaced_in_turn(store, tmp_path):
+    path = tmp_path / "p.md"
+    scan(store, path, f"<{CITED}>\n", "markdown", [(f"<{CITED}>", CITED)])
+    judge(store, ORIGINAL, "dead", [("20160101000000", 200), ("20170901000000", 200)])
+    not_archived(store, ORIGINAL, "20171017230858")
+    write_fix(plan_fix(store, path), path)
+    assert path.read_text() == f"<{WB}/20170901000000/{ORIGINAL}>\n"
+    replayed(store, ORIGINAL, "20170901000000", status=200, soft_404=1)
+    second = plan_fix(store, path)
+    assert second.refused is None and second.already_fixed == []
+    assert second.new_text == f"<{WB}/20160101000000/{ORIGINAL}>\n"
+    write_fix(second, path)
+    third = plan_fix(store, path)
+    assert third.diff == "" and third.already_fixed[0]["snapshot"] == "20160101000000"

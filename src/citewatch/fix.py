@@ -20,15 +20,22 @@ Safety rules, each one a reason this module exists rather than a search-and-repl
 - **Format-aware.** Markdown link targets, autolinks, bare URLs, the seed's text format (``[t \\(u\\)](u)``,
   ``name (/path)``) and HTML attributes are rewritten in place; in HTML profiles a dead link keeps its
   ``href`` and gains Robust Links attributes (``data-originalurl``, ``data-versionurl``,
-  ``data-versiondate``) instead. The new URL is written escaped for where it stands: inside an HTML
-  attribute value (in HTML, or raw HTML in Markdown) as a character-reference-escaped value for its
-  quoting (``&`` → ``&amp;``, ``"`` → ``&quot;``…); as a Markdown link destination with whitespace
-  percent-encoded and unbalanced parentheses backslash-escaped; inside ``<…>`` with ``<``, ``>`` and
-  whitespace percent-encoded; elsewhere (bare URLs, the text-dump echoes) as it is.
+  ``data-versiondate``) instead. The new URL is written so that the reader of its place (citewatch's
+  own, CommonMark, HTML) reads back exactly that URL: inside an HTML attribute value (in HTML, or
+  raw HTML in Markdown, however odd the tag's earlier attributes) as a character-reference-escaped
+  value for its quoting (``&`` → ``&amp;``, ``"`` → ``&quot;``…); as a Markdown link destination or
+  reference definition with whitespace percent-encoded, unbalanced parentheses backslash-escaped
+  and an ``&`` that would start a character reference (``&copy;``) written ``&amp;``; inside
+  ``<…>`` with ``<``, ``>`` and whitespace percent-encoded; as a bare URL in Markdown with that
+  ``&`` written ``&amp;`` too; on a GFM table row with ``|`` escaped (``\\|``; ``&#124;`` in an
+  attribute). In the text dumps, a link destination whose parentheses the dumps' reader would not
+  pair goes in ``<…>``, and a bare URL gets an unpaired parenthesis percent-encoded.
 - **Idempotent.** The database still describes the file as scanned, so a site already carrying our
-  rewrite is recognised (any known 2xx capture of the URL, or its new location, as escaped for its
-  place) and left alone; planning again after ``--write`` gives an empty diff. One that an earlier
-  citewatch wrote into an HTML attribute without escaping is re-escaped (mode ``escape``).
+  rewrite is recognised (a usable capture of the URL — 2xx, not rejected on replay — or its new
+  location, as written for its place) and left alone, reported with the capture it carries;
+  planning again after ``--write`` gives an empty diff. One that an earlier citewatch wrote without
+  escaping is re-escaped (mode ``escape``); one carrying a capture found since not to replay (or
+  not 2xx) is rewritten to the current replacement.
 - **Refuses stale files.** If the file's sha256 differs from the scanned one, the plan reverts our own
   rewrites in memory; only if that does not reproduce the scanned bytes has the file changed in other
   ways, and :func:`write_fix` raises :class:`FixRefused` (rescan first).
@@ -39,6 +46,7 @@ Safety rules, each one a reason this module exists rather than a search-and-repl
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import hashlib
 import html
@@ -46,10 +54,13 @@ import os
 import re
 import tempfile
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from markdown_it import MarkdownIt
+from markdown_it.common.utils import unescapeAll
 
 from .config import ignore_reason
 from .extract.markdown import closing_group
@@ -84,12 +95,24 @@ _DECORATION = re.compile(
     r'\s+data-originalurl="[^"]*"\s+data-versionurl="[^"]*"\s+data-versiondate="[^"]*"',
     re.IGNORECASE,
 )
-_HAS_VERSION = re.compile(r"\bdata-versionurl\s*=", re.IGNORECASE)
+_VERSION = re.compile(
+    r"""\bdata-versionurl\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'<>`=]*))""", re.IGNORECASE
+)
 _REFERENCE = re.compile(r" {0,3}\[(?:\\.|[^\\\[\]])+\]:[ \t]*(?:\n[ \t]*)?")
 _MD_DESTINATION_BEFORE = re.compile(r"\]\([ \t]*(<?)\Z")
 _REFERENCE_BEFORE = re.compile(r" {0,3}\[(?:\\.|[^\\\[\]])+\]:[ \t]*(<?)")
-#: From a start tag's '<' to an attribute's value: the value's quote ('' when unquoted) is group 1.
-_ATTR_VALUE_BEFORE = re.compile(r"""<[A-Za-z][^<>]*?\s[^\s"'<>/=]+\s*=\s*(["']?)""")
+#: From a start tag's '<' to an attribute's value, past earlier attributes (whose quoted values may
+#: hold '<' or '>'): the value's quote ('' when unquoted) is group 1.
+_START_TAG_TO_VALUE = re.compile(
+    r"""<[A-Za-z][^\s/>]*(?:\s+[^\s"'<>/=]+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'=<>`]+))?)*"""
+    r"""\s+[^\s"'<>/=]+\s*=\s*(["']?)"""
+)
+_START_TAG_OPEN = re.compile(r"<[A-Za-z][^\s/>]*(?=\s)")
+_ATTR_BEFORE = re.compile(r"""\s[^\s"'<>/=]+\s*=\s*(["']?)\Z""")
+_LONE_CR = re.compile(r"\r(?!\n)")
+#: Markdown blocks only (for the lines of GFM tables), parsed as citewatch's reader parses them.
+_BLOCKS = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+_BLOCKS.disable("inline")
 
 
 class FixRefused(Exception):
@@ -132,9 +155,13 @@ class _Candidate:
     kind: str
     """``snapshot`` or ``moved``."""
     fixed_forms: dict[str, SnapshotInfo | None]
-    """Every URL an earlier rewrite of this citation may have left (longest first), with its
-    capture (None: the new location of a moved URL)."""
+    """Every URL an earlier rewrite of this citation may have left that still counts as fixed
+    (longest first), with its capture (None: the new location of a moved URL): a usable capture
+    (2xx, not rejected on replay)."""
     snapshot: SnapshotInfo | None
+    stale_forms: dict[str, SnapshotInfo] = field(default_factory=dict)
+    """Known captures an earlier rewrite may have left that no longer count (not 2xx, or rejected
+    on replay since): a site carrying one is rewritten to ``replacement``."""
 
 
 @dataclass
@@ -147,6 +174,9 @@ class _Site:
     """Edits that would turn an already-fixed site back into the scanned text."""
     escaped: str | None = None
     """The URL an earlier rewrite left unescaped here, which ``edits`` only re-escape."""
+    found: str | None = None
+    """The URL an earlier rewrite left here (a usable form when already fixed; a stale one when
+    ``edits`` replace it), or None."""
 
 
 def _line_starts(text: str) -> list[int]:
@@ -202,20 +232,45 @@ def _candidates(
     return candidates, unresolved, ignored
 
 
+def _is_2xx(snap: Mapping[str, Any]) -> bool:
+    try:
+        return 200 <= int(snap["status"]) < 300
+    except (TypeError, ValueError):
+        return False
+
+
 def _known_forms(
-    row: Mapping[str, Any], snaps: Sequence[Mapping[str, Any]], wayback_url: str, but: str = ""
-) -> dict[str, SnapshotInfo | None]:
-    """What an earlier rewrite may have left at a citation: any known capture (but the timestamp
-    ``but``), or the new location of a moved URL; longest first."""
+    row: Mapping[str, Any],
+    snaps: Sequence[Mapping[str, Any]],
+    wayback_url: str,
+    rejected: Collection[str] = (),
+    but: Collection[str] = (),
+) -> tuple[dict[str, SnapshotInfo | None], dict[str, SnapshotInfo]]:
+    """What an earlier rewrite may have left at a citation: (the forms that count as fixed — a
+    usable capture, 2xx and not ``rejected`` on replay, or the new location of a moved URL —, the
+    other known captures, which an earlier fix may have written before they were found not to
+    replay); each longest first. The captures ``but`` (a cited archive link's own) are neither."""
     fragment = row["fragment"] or ""
     fixed: dict[str, SnapshotInfo | None] = {}
+    stale: dict[str, SnapshotInfo] = {}
     for s in snaps:
-        if str(s["timestamp"]) != but:
-            info = snapshot_info(s, row["url"], row["published"], wayback_url)
-            fixed.setdefault(with_fragment(info.replay_url, fragment), info)
+        timestamp = str(s["timestamp"])
+        if timestamp in but:
+            continue
+        info = snapshot_info(s, row["url"], row["published"], wayback_url)
+        form = with_fragment(info.replay_url, fragment)
+        if _is_2xx(s) and timestamp not in rejected:
+            fixed.setdefault(form, info)
+        else:
+            stale.setdefault(form, info)
     if row["moved_to"] and not row["archived_timestamp"]:
         fixed.setdefault(with_fragment(row["moved_to"], fragment), None)
-    return dict(sorted(fixed.items(), key=lambda item: len(item[0]), reverse=True))
+    stale = {f: info for f, info in stale.items() if f not in fixed}
+
+    def longest_first(forms: dict[str, Any]) -> dict[str, Any]:
+        return dict(sorted(forms.items(), key=lambda item: len(item[0]), reverse=True))
+
+    return longest_first(fixed), longest_first(stale)
 
 
 def _consider(
@@ -243,7 +298,8 @@ def _consider(
     if kind == "moved" and include_moved and not is_web_url(replacement):
         return "moved, but the new location is not an http(s) URL"
     if replacement and (kind == "snapshot" or include_moved):
-        return _Candidate(row, replacement, kind, _known_forms(row, snaps, wayback_url), snap)
+        fixed, stale = _known_forms(row, snaps, wayback_url, rejected)
+        return _Candidate(row, replacement, kind, fixed, snap, stale)
     return None
 
 
@@ -284,9 +340,12 @@ def _other_capture(
             f"the original URL in the Wayback Machine): {step}"
         )
     snap = snapshot_info(best, url, row["published"], wayback_url)
-    # What an earlier rewrite may have left here: any known capture but the one cited.
-    forms = _known_forms(row, snaps, wayback_url, but=cited.timestamp)
-    return _Candidate(row, with_fragment(snap.replay_url, fragment), "snapshot", forms, snap)
+    # What an earlier rewrite may have left here: any known capture but the one cited; only a
+    # usable one (never the one the archive served in the cited one's place) counts as fixed.
+    unusable = {*rejected, *([cited.served_timestamp] if cited.served_timestamp else [])}
+    fixed, stale = _known_forms(row, snaps, wayback_url, unusable, but={cited.timestamp})
+    replacement = with_fragment(snap.replay_url, fragment)
+    return _Candidate(row, replacement, "snapshot", fixed, snap, stale)
 
 
 #: Archive lookups that got an answer about the URL (``error`` is no answer).
@@ -363,7 +422,7 @@ def _destination_spans(raw: str) -> list[tuple[int, int]]:
 
 
 def _resolves_to(text: str, base: str | None, wanted: set[str]) -> bool:
-    for variant in {text, html.unescape(text), _MD_ESCAPE.sub(r"\1", text)}:
+    for variant in {text, html.unescape(text), _MD_ESCAPE.sub(r"\1", text), unescapeAll(text)}:
         try:
             if resolve(variant, base).url in wanted:
                 return True
@@ -391,14 +450,36 @@ def _wanted(row: Mapping[str, Any]) -> set[str]:
 
 # -- writing a URL where it stands --------------------------------------------------------------------
 # Contexts: '"', "'", "=" (HTML attribute value, double-, single- or unquoted), "html" (somewhere in an
-# HTML document), "md-dest" (a Markdown link destination), "md-angle" (one in ``<…>``), "autolink"
-# (``<URL>``, where backslash escapes are not read), None (as it is).
+# HTML document), "md-dest" (a Markdown link destination or reference definition), "md-angle" (one
+# in ``<…>``), "md-text" (Markdown prose: a bare URL, a link text), "autolink" (``<URL>``, where
+# backslash escapes and character references are not read), "text-dest" / "text-angle" (a link
+# destination of the text dumps, plain or in ``<…>``), "text" (elsewhere in a text dump: a bare URL,
+# the seed's ``\(…\)`` echo), None (as it is). A Markdown context on a GFM table row (``table``) also
+# escapes ``|``, which would otherwise end the cell.
 
 _UNQUOTED_UNSAFE = re.compile(r"[\s\"'=<>`]")
 _MD_UNSAFE = re.compile(r"[\x00-\x20\x7f]")
 _ANGLE_UNSAFE = re.compile(r"[\x00-\x20\x7f<>]")
+#: An ``&`` that CommonMark (and markdown-it, and citewatch's Markdown reader) would read as the
+#: start of an entity or numeric character reference (``&copy;``, ``&#169;``, ``&#xA9;``).
+_REFERENCE_START = re.compile(r"&(?=[A-Za-z#][A-Za-z0-9]{1,31};)")
+#: What the text-dump reader takes for a link destination: parentheses in pairs, one level deep.
+_TEXT_PARENTHESES = re.compile(r"[^()]*(?:\([^()]*\)[^()]*)*")
 #: Every context a URL may be written into (for finding a site written by an earlier rewrite).
-_CONTEXTS = ('"', "'", "=", "html", "md-dest", "md-angle", "autolink", None)
+_CONTEXTS = (
+    '"',
+    "'",
+    "=",
+    "html",
+    "md-dest",
+    "md-angle",
+    "md-text",
+    "autolink",
+    "text-dest",
+    "text-angle",
+    "text",
+    None,
+)
 
 
 def _percent(match: re.Match[str]) -> str:
@@ -414,73 +495,164 @@ def _balanced(url: str) -> bool:
     return depth == 0
 
 
-def encode_url(url: str, context: str | None) -> str:
+def encode_url(url: str, context: str | None, table: bool = False) -> str:
     """``url`` as written into ``context`` (see above), so that it reads back as ``url``.
 
     >>> encode_url('https://x.org/?a=1&b="2"', '"')
     'https://x.org/?a=1&amp;b=&quot;2&quot;'
     >>> encode_url("https://x.org/a)b c", "md-dest")
     'https://x.org/a\\\\)b%20c'
+    >>> encode_url("https://x.org/?a=1&copy;=2&b=3", "md-text")
+    'https://x.org/?a=1&amp;copy;=2&b=3'
+    >>> encode_url("https://x.org/?ids=1|2", "md-dest", table=True)
+    'https://x.org/?ids=1\\\\|2'
+    >>> encode_url("https://x.org/?q=(1", "text-dest")
+    '<https://x.org/?q=(1>'
+    >>> encode_url("https://x.org/?q=(1", "text")
+    'https://x.org/?q=%281'
     """
-    if context in ('"', "'"):
-        return url.replace("&", "&amp;").replace(context, "&quot;" if context == '"' else "&#39;")
-    if context == "=":
-        return _UNQUOTED_UNSAFE.sub(lambda m: f"&#{ord(m.group())};", url.replace("&", "&amp;"))
+    if context in ('"', "'", "="):
+        if context == "=":
+            url = _UNQUOTED_UNSAFE.sub(lambda m: f"&#{ord(m.group())};", url.replace("&", "&amp;"))
+        else:
+            url = url.replace("&", "&amp;").replace(
+                context, "&quot;" if context == '"' else "&#39;"
+            )
+        return url.replace("|", "&#124;") if table else url
     if context == "html":
         return html.escape(url, quote=True)
     if context in ("md-dest", "md-angle"):
-        # Backslash escapes are read in both; "(" and ")" must balance in a plain destination, and
-        # may as well in <…> (a reader matching parentheses from the end would miss the link).
+        # Backslash escapes and character references are read in both; "(" and ")" must balance in
+        # a plain destination, and may as well in <…> (a reader matching parentheses from the end
+        # would miss the link).
         url = (_MD_UNSAFE if context == "md-dest" else _ANGLE_UNSAFE).sub(_percent, url)
-        url = url.replace("\\", "\\\\")
-        return url if _balanced(url) else url.replace("(", "\\(").replace(")", "\\)")
-    if context == "autolink":
-        return _ANGLE_UNSAFE.sub(_percent, url)
+        url = _REFERENCE_START.sub("&amp;", url.replace("\\", "\\\\"))
+        url = url if _balanced(url) else url.replace("(", "\\(").replace(")", "\\)")
+        return url.replace("|", "\\|") if table else url
+    if context in ("md-text", "autolink"):
+        # A bare URL ends at a backslash, so only a table row's "\|" (which the table, not the
+        # inline parser, reads) is written; an autolink reads neither escapes nor references.
+        url = _ANGLE_UNSAFE.sub(_percent, url)
+        if context == "md-text":
+            url = _REFERENCE_START.sub("&amp;", url)
+        return url.replace("|", "\\|") if table else url
+    if context in ("text-dest", "text-angle"):
+        # The text dumps' reader reads backslash escapes in a destination, no character references;
+        # a plain destination holds no whitespace and only pairs of parentheses, one level deep (no
+        # "\(" escapes): any other parentheses go in a "<…>" destination, which reads them all.
+        url = _ANGLE_UNSAFE.sub(_percent, url).replace("\\", "\\\\")
+        if context == "text-dest" and not _TEXT_PARENTHESES.fullmatch(url):
+            return f"<{url}>"
+        return url
+    if context == "text":
+        # A bare URL stops before an unpaired ")" and keeps an unpaired "(" (and what follows).
+        url = _ANGLE_UNSAFE.sub(_percent, url)
+        return url if _balanced(url) else url.replace("(", "%28").replace(")", "%29")
     return url
 
 
-def _raw_context(raw: str, span: tuple[int, int]) -> str | None:
+def _raw_context(raw: str, span: tuple[int, int], fmt: str) -> str | None:
     """The context of a URL span that the citation's raw text itself shows, or None."""
     start, end = span
     for m in _ATTR.finditer(raw):
         for index, quote in ((1, '"'), (2, "'"), (3, "=")):
             if (m.start(index), m.end(index)) == span and m.group(index) is not None:
                 return quote
+    prefix = "text" if fmt == "text" else "md"
     group = closing_group(raw)
     if group and raw[group[0] - 2 : group[0]] == "](":
         inner = raw[group[0] : group[1]]
         lead = len(inner) - len(inner.lstrip())
         if inner.strip().startswith("<") and start == group[0] + lead + 1:
-            return "md-angle"
+            return f"{prefix}-angle"
         if start == group[0] + lead:
-            return "md-dest"
+            return f"{prefix}-dest"
     reference = _REFERENCE.match(raw)
     if reference and start == reference.end():
-        return "md-dest"
+        return "text" if fmt == "text" else "md-dest"  # the text dumps read no definitions
     if any((m.start(1), m.end(1)) == span for m in _AUTOLINK.finditer(raw)):
         return "autolink"
     return None
 
 
+def _attribute_quote(text: str, pos: int) -> str | None:
+    """The quote ('"', "'", or "=" when unquoted) of the HTML attribute value starting at ``pos``,
+    or None when ``pos`` is not in a start tag's attribute value."""
+    floor = max(0, pos - 4096)
+    lt = pos
+    for _ in range(32):  # a '<' inside an earlier attribute's value is not the tag's
+        lt = text.rfind("<", floor, lt)
+        if lt < 0:
+            break
+        if m := _START_TAG_TO_VALUE.fullmatch(text, lt, pos):
+            return m.group(1) or "="
+    # A start tag the pattern does not recognise (an earlier value holding '>', say): its
+    # "attr=" is still an attribute value, never Markdown or prose.
+    opening = max(_START_TAG_OPEN.finditer(text, floor, pos), key=re.Match.start, default=None)
+    if opening is None or "</" in text[opening.start() : pos]:
+        return None
+    m = _ATTR_BEFORE.search(text, opening.end(), pos)
+    return (m.group(1) or "=") if m else None
+
+
 def _text_context(text: str, pos: int, fmt: str) -> str | None:
     """The context of a URL starting at ``pos`` whose raw text does not show it (readers record
     an attribute value or a link destination alone): an attribute value of an HTML start tag (in
-    HTML, or raw HTML in Markdown); a Markdown link destination, reference definition or autolink
-    (in Markdown and the Markdown-like text dumps); else HTML text (in HTML); else as it is."""
-    if fmt in ("html", "markdown"):
-        lt = text.rfind("<", max(0, pos - 4096), pos)
-        if lt >= 0 and (m := _ATTR_VALUE_BEFORE.fullmatch(text, lt, pos)):
-            return m.group(1) or "="
-    if fmt in ("markdown", "text"):
-        prefix = text[text.rfind("\n", 0, pos) + 1 : pos]
+    HTML, or raw HTML in Markdown); a Markdown link destination, reference definition, autolink or
+    prose (in Markdown); a link destination, autolink or anything else (in the text dumps); else
+    HTML text (in HTML); else as it is."""
+    if fmt in ("html", "markdown") and (quote := _attribute_quote(text, pos)) is not None:
+        return quote
+    line_start = text.rfind("\n", 0, pos) + 1
+    prefix = text[line_start:pos]
+    if fmt == "markdown":
         if m := _MD_DESTINATION_BEFORE.search(prefix) or _REFERENCE_BEFORE.fullmatch(prefix):
             return "md-angle" if m.group(1) else "md-dest"
-        if prefix.endswith("<"):
-            return "autolink"
+        if not prefix.strip(" \t") and line_start:  # "[label]:" alone on the line above
+            above = text[text.rfind("\n", 0, line_start - 1) + 1 : line_start - 1]
+            if m := _REFERENCE_BEFORE.fullmatch(above):
+                return "md-angle" if m.group(1) else "md-dest"
+        return "autolink" if prefix.endswith("<") else "md-text"
+    if fmt == "text":
+        if m := _MD_DESTINATION_BEFORE.search(prefix):
+            return "text-angle" if m.group(1) else "text-dest"
+        if prefix.endswith("\\("):  # the seed's "[t \(URL\)](URL)" echo: link text, no citation
+            return None
+        return "autolink" if prefix.endswith("<") else "text"
     return "html" if fmt == "html" else None
 
 
+def _table_rows(text: str) -> set[int]:
+    """0-based indices of the lines of GFM tables in a Markdown text, as citewatch's reader sees
+    them (lines end at LF only; a front matter block is blank lines)."""
+    if "|" not in text:
+        return set()
+    lines = _LONE_CR.sub(" ", text).split("\n")
+    if lines and lines[0].rstrip() == "---":
+        end = next(
+            (i for i in range(1, min(len(lines), 200)) if lines[i].rstrip() in ("---", "...")), 0
+        )
+        lines[:end] = [""] * end
+    rows: set[int] = set()
+    for token in _BLOCKS.parse("\n".join(lines)):
+        if token.type == "table_open" and token.map:
+            rows.update(range(*token.map))
+    return rows
+
+
 # -- matching a citation's site in the current text --------------------------------------------------
+
+
+def _written_form(
+    text: str, p: int, cand: _Candidate, encode: Callable[[str], str]
+) -> tuple[str, str, bool] | None:
+    """The URL an earlier rewrite left at ``p``: (the form, as it stands, whether it stands escaped
+    for its place), the longest first; or None."""
+    written = {f: encode(f) for f in (*cand.fixed_forms, *cand.stale_forms)}
+    options = [(w, f, True) for f, w in written.items()]
+    options += [(f, f, False) for f, w in written.items() if w != f]
+    options.sort(key=lambda option: -len(option[0]))  # stable: escaped first among equals
+    return next(((f, w, ok) for w, f, ok in options if text.startswith(w, p)), None)
 
 
 def _match_replace(
@@ -490,41 +662,41 @@ def _match_replace(
     spans: Sequence[tuple[int, int]],
     cand: _Candidate,
     fmt: str,
+    table: Callable[[int], bool],
 ) -> _Site | None:
     """The site of ``raw`` at ``pos``, each URL span either as scanned or already rewritten."""
     p, last = pos, 0
     edits, reverts = [], []
-    escaped = None
+    escaped = found = None
     for start, end in spans:
         piece = raw[last:start]
         if not text.startswith(piece, p):
             return None
         p += len(piece)
         original = raw[start:end]
-        context = _raw_context(raw, (start, end)) or _text_context(text, p, fmt)
-        written = {f: encode_url(f, context) for f in cand.fixed_forms}
-        fixed = next(
-            (
-                f
-                for f in sorted(written, key=lambda f: -len(written[f]))
-                if text.startswith(written[f], p)
-            ),
-            None,
-        )
-        # An earlier citewatch wrote the URL here without escaping it: only the escaping changes.
-        bare = next(
-            (f for f in cand.fixed_forms if written[f] != f and text.startswith(f, p)), None
-        )
-        if fixed is not None:
-            reverts.append((p, p + len(written[fixed]), original))
-            p += len(written[fixed])
-        elif bare is not None:
-            reverts.append((p, p + len(bare), original))
-            edits.append((p, p + len(bare), written[bare]))
-            escaped = bare
-            p += len(bare)
+        context = _raw_context(raw, (start, end), fmt) or _text_context(text, p, fmt)
+        in_table = table(p)
+
+        def encode(url: str) -> str:
+            return encode_url(url, context, in_table)  # noqa: B023 (called in this iteration)
+
+        earlier = _written_form(text, p, cand, encode)
+        if earlier is not None:
+            form, written, as_escaped = earlier
+            reverts.append((p, p + len(written), original))
+            if form in cand.stale_forms:
+                # An earlier rewrite to a capture that no longer counts: to the current choice.
+                edits.append((p, p + len(written), encode(cand.replacement)))
+                found = form
+            elif not as_escaped:
+                # An earlier citewatch wrote the URL here without escaping it: only that changes.
+                edits.append((p, p + len(written), encode(form)))
+                escaped = form
+            else:
+                found = found or form
+            p += len(written)
         elif text.startswith(original, p):
-            edits.append((p, p + len(original), encode_url(cand.replacement, context)))
+            edits.append((p, p + len(original), encode(cand.replacement)))
             p += len(original)
         else:
             return None
@@ -532,7 +704,7 @@ def _match_replace(
     tail = raw[last:]
     if not text.startswith(tail, p):
         return None
-    return _Site(pos, p + len(tail), edits, reverts, escaped)
+    return _Site(pos, p + len(tail), edits, reverts, escaped, found)
 
 
 def _tag_bounds(text: str, inside: int) -> tuple[int, int] | None:
@@ -570,14 +742,6 @@ def _match_decorate(
     tag_start, close = bounds
     insert_at = close - 1 if text[close - 1] == "/" else close
     tag = text[tag_start:close]
-    if _HAS_VERSION.search(tag):
-        found = _DECORATION.search(tag)
-        reverts = [(tag_start + found.start(), tag_start + found.end(), "")] if found else []
-        extra = found.end() - found.start() if found else 0
-        end = pos + len(raw) + (extra if close_in_raw else 0)
-        if close_in_raw and not text.startswith(raw[close_in_raw[1] :], close):
-            return None
-        return _Site(pos, end, [], reverts)
     if close_in_raw and not text.startswith(raw[close_in_raw[1] :], close):
         return None
     original = cand.row["cited_url"] or cand.row["url"]
@@ -586,6 +750,17 @@ def _match_decorate(
         f' data-versionurl="{html.escape(cand.replacement, quote=True)}"'
         f' data-versiondate="{date}"'
     )
+    if version := _VERSION.search(tag):
+        found = _DECORATION.search(tag)
+        reverts = [(tag_start + found.start(), tag_start + found.end(), "")] if found else []
+        extra = found.end() - found.start() if found else 0
+        end = pos + len(raw) + (extra if close_in_raw else 0)
+        value = html.unescape(next(v for v in version.groups() if v is not None))
+        edits = []
+        if found and value in cand.stale_forms:
+            # Our decoration names a capture that no longer counts: the current choice instead.
+            edits = [(tag_start + found.start(), tag_start + found.end(), decoration)]
+        return _Site(pos, end, edits, reverts, found=value)
     return _Site(pos, pos + len(raw), [(insert_at, insert_at, decoration)], [])
 
 
@@ -602,6 +777,7 @@ def _find_site(
     shift: int,
     decorate: bool,
     fmt: str,
+    table: Callable[[int], bool],
 ) -> _Site | None:
     row = cand.row
     raw = row["raw"]
@@ -614,7 +790,7 @@ def _find_site(
     def at(pos: int) -> _Site | None:
         if decorate:
             return _match_decorate(text, pos, raw, spans, cand, _version_date(cand.snapshot))
-        return _match_replace(text, pos, raw, spans, cand, fmt)
+        return _match_replace(text, pos, raw, spans, cand, fmt, table)
 
     if row["col"]:
         site = at(line_start + row["col"] - 1 + shift)
@@ -626,9 +802,10 @@ def _find_site(
     needles = {raw[: first[1]]}
     if not decorate:
         needles |= {
-            raw[: first[0]] + encode_url(f, context)
-            for f in cand.fixed_forms
+            raw[: first[0]] + encode_url(f, context, in_table)
+            for f in (*cand.fixed_forms, *cand.stale_forms)
             for context in _CONTEXTS
+            for in_table in (False, True)
         }
     positions = set()
     for needle in needles:
@@ -699,6 +876,17 @@ def plan_fix(
     decorate_html = profile["format"] == "html"
 
     starts = _line_starts(text)
+    tables: set[int] | None = None
+
+    def in_table(pos: int) -> bool:
+        """Whether ``pos`` is on a GFM table row (Markdown only; parsed on first use)."""
+        nonlocal tables
+        if profile["format"] != "markdown":
+            return False
+        if tables is None:
+            tables = _table_rows(text)
+        return bisect.bisect_right(starts, pos) - 1 in tables
+
     by_line: dict[int, list[_Candidate]] = defaultdict(list)
     for cand in candidates:
         by_line[cand.row["line"]].append(cand)
@@ -722,7 +910,9 @@ def plan_fix(
                 and row["role"] != "media"
                 and not row["archived_timestamp"]
             )
-            site = _find_site(text, starts, cand, spans, shift, decorate, profile["format"])
+            site = _find_site(
+                text, starts, cand, spans, shift, decorate, profile["format"], in_table
+            )
             if site is None:
                 result.unresolved.append(
                     _entry(row, f"raw text not found at line {row['line']}, column {row['col']}")
@@ -742,19 +932,15 @@ def plan_fix(
             }
             info.pop("reason")
             if site.escaped is not None:
-                snap = cand.fixed_forms[site.escaped]
-                info.update(
-                    replacement=site.escaped,
-                    kind="snapshot" if snap else "moved",
-                    mode="escape",
-                    snapshot=snap.timestamp if snap else None,
-                    days_from_citation=snap.days_from_citation if snap else None,
-                )
+                info.update(_form_info(cand, site.escaped), mode="escape")
             reverts += site.reverts  # how the scanned text comes back (for the sha256 check)
             if site.edits:
                 edits += site.edits
                 result.replaced.append(info)
             else:
+                # What the site actually carries (an earlier fix may have chosen another capture).
+                if site.found is not None:
+                    info.update(_form_info(cand, site.found))
                 result.already_fixed.append(info)
 
     if result.source_sha256 != profile["sha256"]:
@@ -769,6 +955,18 @@ def plan_fix(
         result.new_text = new_text
         result.diff = unified_diff(text, new_text, profile["path"])
     return result
+
+
+def _form_info(cand: _Candidate, form: str) -> dict[str, Any]:
+    """An entry's replacement, kind and capture for a URL found at a citation's site."""
+    snap = cand.fixed_forms.get(form) or cand.stale_forms.get(form)
+    moved = snap is None and form in cand.fixed_forms
+    return {
+        "replacement": form,
+        "kind": "moved" if moved else "snapshot",
+        "snapshot": snap.timestamp if snap else None,
+        "days_from_citation": snap.days_from_citation if snap else None,
+    }
 
 
 def _backup_path(path: Path, content: bytes) -> Path:
