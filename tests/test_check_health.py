@@ -24,6 +24,10 @@ from citewatch.store import Store
         (True, 5, 5, NetworkHealth.OK),
         (True, 4, 6, NetworkHealth.DEGRADED),
         (True, 0, 0, NetworkHealth.OK),
+        (True, 0, 4, NetworkHealth.OK),  # a few dead servers are evidence about them
+        (True, 1, 4, NetworkHealth.OK),
+        (True, 0, 5, NetworkHealth.OFFLINE),  # only the canary gets through: judge nothing
+        (True, 1, 9, NetworkHealth.DEGRADED),
         (False, 0, 0, NetworkHealth.OFFLINE),
         (False, 0, 5, NetworkHealth.OFFLINE),
         (False, 2, 8, NetworkHealth.OFFLINE),
@@ -109,3 +113,69 @@ def test_losing_the_network_mid_run_stops_probing(tmp_path: Path) -> None:
     assert result.network == "degraded" and "stopped after probing" in result.message
     summary = result.summary
     assert summary["alive"] == 10 and summary["failing"] == 0 and summary["dead"] == 0
+
+
+def _run_with(handler, tmp_path: Path, urls: list[str], store: Store | None = None) -> object:
+    store = store or Store.open(tmp_path / "db.sqlite")
+    if urls:
+        seed(store, urls)
+    settings = Settings(retries=0, backoff=0.0, canary="https://canary.test/", one_shot=True)
+
+    async def go() -> object:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            run_id = store.begin_run("check")
+            return await run_check(store, run_id, settings, NullReporter(), client=client)
+
+    return asyncio.run(go())
+
+
+def test_only_the_canary_getting_through_is_an_offline_run(tmp_path: Path) -> None:
+    """An egress filter or a resolver that fails every other name: the canary answers, none of
+    the cited hosts does. Nothing can be judged, and the exit code must not say "all fine"."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "canary.test":
+            return httpx.Response(200)
+        raise httpx.ConnectError("connection refused")
+
+    result = _run_with(handler, tmp_path, [f"https://host{i}.test/a" for i in range(6)])
+    assert (result.network, result.exit_code) == ("offline", 3)
+    assert "none of the 6 cited hosts answered" in result.message
+    assert result.summary["unchecked"] == 6 and result.verdicts_changed == 0
+
+
+def test_one_dead_server_is_judged_while_the_canary_answers(tmp_path: Path) -> None:
+    """A small corpus whose only other host refuses connections: that is evidence about the
+    host (it fails, never "dead" on connection errors alone), not a degraded network."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if "citewatch-" in request.url.path:  # the soft-404 probe of a path that cannot exist
+            return httpx.Response(404)
+        if request.url.host in ("canary.test", "up.test"):
+            return httpx.Response(200, content=b"<title>fine</title><p>a page</p>")
+        raise httpx.ConnectError("connection refused")
+
+    result = _run_with(handler, tmp_path, ["https://up.test/a", "https://down.test/a"])
+    assert (result.network, result.exit_code) == ("ok", 0)
+    assert result.summary["failing"] == 1 and result.summary["dead"] == 0
+
+
+def test_a_run_with_nothing_to_probe_still_asks_the_canary(tmp_path: Path) -> None:
+    """Every URL fresh: the run's network health is what the canary says, not assumed "ok"."""
+    up = True
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if up and "citewatch-" in request.url.path:
+            return httpx.Response(404)
+        if up:
+            return httpx.Response(200, content=b"<title>fine</title><p>a page</p>")
+        raise httpx.ConnectError("network is unreachable")
+
+    store = Store.open(tmp_path / "db.sqlite")
+    first = _run_with(handler, tmp_path, ["https://up.test/a"], store)
+    assert (first.network, first.probed) == ("ok", 1)
+    up = False
+    second = _run_with(handler, tmp_path, [], store)
+    assert (second.network, second.probed, second.exit_code) == ("offline", 0, 3)
+    assert "canary https://canary.test/ is unreachable" in second.message
+    assert second.summary["alive"] == 1  # nothing judged, nothing changed

@@ -361,7 +361,8 @@ def test_ignored_urls_are_listed_not_probed(make_simweb: Any, store: Store) -> N
     assert items[by_glob]["outcome"] == "skipped" and "ignore pattern" in items[by_glob]["error"]
     assert items[by_rule]["error"] == "ignored: paywalled"
     assert items[by_rule]["verdict"] == "unchecked" and result.ignored == 2
-    assert not web.log and not checks_of(store, by_glob)
+    assert [record.host for record in web.log] == ["canary.test"]  # only the network's health
+    assert not checks_of(store, by_glob) and result.network == "ok"
 
 
 def test_head_first_falls_back_to_get(make_simweb: Any, store: Store) -> None:

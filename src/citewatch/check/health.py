@@ -8,14 +8,21 @@ certificate that does not verify (expired, issued for another name) is evidence 
 not about our network: such failures then stay out of the share.
 
 * canary down and (no host answered, or ≥ 80 % of hosts unreachable) → ``offline``: nothing is judged;
-* canary down but some hosts answer, or > 50 % of hosts unreachable → ``degraded``: connection-level
-  failures do not count towards ``dead``;
-* otherwise ``ok``.
+* canary down but some hosts answer → ``degraded``: connection-level failures do not count;
+* canary up, at least five hosts unreachable and none answering → ``offline`` too: the canary
+  alone gets through (an egress filter, a resolver that fails every other name), so nothing can
+  be judged — and the exit code must not say "all fine";
+* canary up, at least five hosts unreachable and > 50 % of the hosts → ``degraded``;
+* otherwise ``ok``: with the canary answering, one or two servers that refuse or time out are
+  evidence about those servers (a connection failure alone never makes a URL ``dead``, only
+  ``failing``), not grounds to stop judging the whole run.
 
 >>> assess(canary_ok=False, answered=0, unreachable=3)
 <NetworkHealth.OFFLINE: 'offline'>
 >>> assess(canary_ok=True, answered=9, unreachable=1)
 <NetworkHealth.OK: 'ok'>
+>>> assess(canary_ok=True, answered=0, unreachable=6)
+<NetworkHealth.OFFLINE: 'offline'>
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ from ..models import CONNECTION_FAILURES, NetworkHealth, Outcome
 
 OFFLINE_SHARE = 0.8
 DEGRADED_SHARE = 0.5
+#: With the canary answering, fewer unreachable hosts than this say nothing about our network.
+MIN_UNREACHABLE_HOSTS = 5
 #: After this many connection-level failures in a row, the canary is asked again.
 SUSPICION_STREAK = 20
 #: Unresolvable names, outnumbering the hosts that answered, that make the resolver suspect.
@@ -40,6 +49,10 @@ def assess(canary_ok: bool, answered: int, unreachable: int) -> NetworkHealth:
         if answered == 0 or share >= OFFLINE_SHARE:
             return NetworkHealth.OFFLINE
         return NetworkHealth.DEGRADED
+    if unreachable < MIN_UNREACHABLE_HOSTS:
+        return NetworkHealth.OK
+    if answered == 0:
+        return NetworkHealth.OFFLINE
     if share > DEGRADED_SHARE:
         return NetworkHealth.DEGRADED
     return NetworkHealth.OK
@@ -106,4 +119,11 @@ class HealthMonitor:
             else f"the canary {self.canary_url} is unreachable"
             + (f" ({self.canary_error})" if self.canary_error else "")
         )
+        if not total:
+            return canary
+        if self.canary_ok and not self.answered:
+            return (
+                f"{canary}, but none of the {total} cited hosts answered (an egress filter or a "
+                "failing resolver on our side?)"
+            )
         return f"{canary}; {self.unreachable} of {total} hosts unreachable"

@@ -360,7 +360,9 @@ async def run_check(
             if own_client:
                 await active.aclose()
             gc.unfreeze()
-    network = monitor.status if plan.targets else NetworkHealth.OK
+    else:  # nothing to probe: the run's network health is still recorded truthfully
+        await _ask_canary_alone(settings, monitor, client)
+    network = monitor.status
     store.update_run(run_id, network=str(network))
     changed = 0
     current = {row["id"]: row for row in store.cited_urls()}
@@ -403,6 +405,19 @@ async def run_check(
         ignored=len(plan.ignored),
         verdicts_changed=changed,
     )
+
+
+async def _ask_canary_alone(
+    settings: Settings, monitor: HealthMonitor, client: httpx.AsyncClient | None
+) -> None:
+    """The canary's answer for a run with nothing to probe (every URL fresh or ignored)."""
+    active = client or make_client(settings.net, max_connections=2)
+    try:
+        prober = Prober(active, Scheduler(1, 1), settings)
+        monitor.canary_ok, monitor.canary_error = await prober.reachable(settings.canary_url)
+    finally:
+        if client is None:
+            await active.aclose()
 
 
 def _pool_size(settings: Settings) -> int:
