@@ -200,3 +200,25 @@ def test_config_ignore_patterns_also_clear_the_exit_code(tmp_path, web_args):
     )
     again = run("check", "--one-shot", "--db", str(db), *web_args, cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_a_second_run_on_a_database_in_use_is_refused(tmp_path, web_args):
+    """Two overlapping cron runs would probe every URL twice: the second exits 2 and says who
+    holds the database; once the first has finished, runs go ahead (a killed holder's lock goes
+    with its process). The lock file is never read as a profile."""
+    db = tmp_path / "corpus" / "citewatch.db"
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "p.md").write_text("See https://news.test/ok/one.\n", encoding="utf-8")
+    holder = Store.open(db)
+    holder.claim_runs()
+    for command in (["check", *web_args], ["archive"], ["audit", str(tmp_path / "corpus")]):
+        done = run(*command, "--db", str(db), cwd=tmp_path)
+        assert done.returncode == 2, (command, done.stderr)
+        assert f"another citewatch run is using {db}" in done.stderr
+        assert f"pid {os.getpid()}" in done.stderr
+    holder.close()
+    scanned = run("scan", str(tmp_path / "corpus"), "--db", str(db), "--json", cwd=tmp_path)
+    assert scanned.returncode == 0, scanned.stderr
+    assert (tmp_path / "corpus" / "citewatch.db.lock").exists()
+    assert [p["path"] for p in json.loads(scanned.stdout)["profiles"]] == ["p.md"]  # no lock file
+    assert run("check", "--db", str(db), *web_args, cwd=tmp_path).returncode == 0

@@ -27,7 +27,7 @@ from . import __version__
 from .config import ConfigError, Settings, apply, archive_keys, ignore_reason, load
 from .models import Profile
 from .progress import NullReporter, Reporter, RichReporter
-from .store import SchemaTooNew, Store, finding_dict
+from .store import LOCK_SUFFIX, RunInProgress, SchemaTooNew, Store, finding_dict
 
 EXIT_OK, EXIT_BROKEN, EXIT_USAGE, EXIT_OFFLINE = 0, 1, 2, 3
 T = TypeVar("T")
@@ -219,6 +219,14 @@ def _open_store(path: str, *, create: bool = False) -> Store:
         raise fail(f"cannot open database {path}: {exc}") from exc
 
 
+def _claim(store: Store) -> None:
+    """One probing run per database at a time (see Store.claim_runs); a second one exits 2."""
+    try:
+        store.claim_runs()
+    except RunInProgress as exc:
+        raise fail(str(exc)) from exc
+
+
 def _reporter(quiet: bool, as_json: bool) -> Reporter:
     if quiet:
         return NullReporter()
@@ -315,7 +323,8 @@ def own_files(db: str, out_dir: str | None = None) -> list[Path]:
     else:
         database = Path(db).resolve()
         files = [database] + [
-            database.with_name(database.name + suffix) for suffix in ("-wal", "-shm", "-journal")
+            database.with_name(database.name + suffix)
+            for suffix in ("-wal", "-shm", "-journal", LOCK_SUFFIX)
         ]
     if out_dir is not None:
         files.append(Path(out_dir).resolve())
@@ -716,6 +725,7 @@ def check(
     )
     store = _open_store(settings.db)
     reporter = _reporter(quiet, as_json)
+    _claim(store)
     run_id = store.begin_run("check", _argv(), settings.digest())
     try:
         result = do_check(store, run_id, settings, reporter)
@@ -805,6 +815,7 @@ def archive(
     )
     store = _open_store(settings.db)
     reporter = _reporter(quiet, as_json)
+    _claim(store)
     run_id = store.begin_run("archive", _argv(), settings.digest())
     try:
         result = do_archive(store, run_id, settings, reporter)
@@ -923,6 +934,7 @@ def audit(
     store = _open_store(settings.db, create=True)
     _refuse_reports_among_profiles(store, settings.out)
     reporter = _reporter(quiet, as_json)
+    _claim(store)
     run_id = store.begin_run("audit", _argv(), settings.digest())
     from .report import gather, write_reports
 
@@ -967,7 +979,11 @@ def audit(
             {
                 "run": {**store.run(run_id), "counts": counts},
                 "scan": scan_counts,
-                "check": check_json(checked, store.run(run_id)),
+                "check": check_json(
+                    checked,
+                    store.run(run_id),
+                    judged_broken(store, settings.ignore) if checked.network != "offline" else [],
+                ),
                 "archive": archive_json(archived) if archived else None,
                 "summary": summary,
                 "reports": [str(p) for p in written],

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict
@@ -20,6 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: runs are not serialised
+    fcntl = None  # type: ignore[assignment]
 
 from . import __version__
 from .models import CaptureRequest, Citation, Finding, ProbeResult, Profile, Snapshot
@@ -32,6 +38,14 @@ def utcnow() -> str:
 
 class SchemaTooNew(RuntimeError):
     """The database was written by a newer citewatch."""
+
+
+class RunInProgress(RuntimeError):
+    """Another process is running a check, archive or audit on this database."""
+
+
+#: Beside the database (``citewatch.db.lock``): held by the process running a probing command.
+LOCK_SUFFIX = ".lock"
 
 
 def _m1_initial(db: sqlite_utils.Database) -> None:
@@ -334,6 +348,8 @@ class Store:
         self.db = db
         self.location: Path | None = None
         """The database file (None in memory)."""
+        self._claim: Any = None
+        """The open lock file while this process holds the database for a run."""
         self.folder = folder or Path.cwd()
         """The database file's folder: stored profile paths are relative to it (see
         :meth:`profile_key`), so runs started anywhere name the same file alike."""
@@ -360,7 +376,43 @@ class Store:
         return store
 
     def close(self) -> None:
+        if self._claim is not None:
+            self._claim.close()  # releases the lock
+            self._claim = None
         self.db.conn.close()
+
+    def claim_runs(self) -> None:
+        """Hold this database for one probing run (check, archive, audit) until :meth:`close`
+        or the process ends (even by ``kill -9``: the OS drops the lock). Raises
+        :class:`RunInProgress` when another process holds it: two overlapping cron runs would
+        probe every URL twice and double the load on every host.
+
+        A lock file beside the database, never the database itself: closing any other
+        descriptor of an SQLite file drops the POSIX locks SQLite holds on it.
+        """
+        if self.location is None or fcntl is None or self._claim is not None:
+            return
+        path = self.location.with_name(self.location.name + LOCK_SUFFIX)
+        handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the run
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            handle.close()
+            raise RunInProgress(
+                f"another citewatch run is using {self.location}"
+                + (f" ({holder})" if holder else "")
+                + "; not starting a second one (it would probe every URL twice)"
+            ) from None
+        except OSError:  # a file system without locks: run unserialised rather than not at all
+            handle.close()
+            return
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}, since {utcnow()}\n")
+        handle.flush()
+        self._claim = handle
 
     def _version(self) -> int:
         return int(self.db.execute("PRAGMA user_version").fetchone()[0])
