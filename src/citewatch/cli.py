@@ -474,7 +474,7 @@ def print_scan_summary(profiles: list[Profile]) -> None:
 @app.command()
 def scan(
     paths: Annotated[
-        list[Path], typer.Argument(help="Profile files or folders (recursive).", metavar="PATH")
+        list[Path], typer.Argument(help="Profile files or folders (recursive).", metavar="PATH...")
     ],
     base_url: BaseUrlOpt = None,
     as_json: JsonOpt = False,
@@ -874,7 +874,7 @@ def report(
 @app.command()
 def audit(
     paths: Annotated[
-        list[Path], typer.Argument(help="Profile files or folders (recursive).", metavar="PATH")
+        list[Path], typer.Argument(help="Profile files or folders (recursive).", metavar="PATH...")
     ],
     as_json: JsonOpt = False,
     db: DbOpt = None,
