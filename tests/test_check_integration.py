@@ -426,6 +426,12 @@ def test_network_down_judges_nothing(make_simweb: Any, store: Store, fake_dns: N
     assert store.run(result.run_id)["network"] == "offline"
     recorded = store.query("SELECT network FROM checks WHERE run_id = ?", [result.run_id])
     assert len(recorded) == 16 and {row["network"] for row in recorded} == {"degraded"}
+    # the outage's connection errors stay in the history but never pass for the page's last check
+    last = store.query("SELECT DISTINCT last_outcome, last_checked FROM urls")
+    assert [row["last_outcome"] for row in last] == ["ok"]
+    assert all(row["last_checked"] < result.started for row in last)
+    latest = store.query("SELECT DISTINCT outcome FROM latest_check")
+    assert [row["outcome"] for row in latest] == ["ok"]
     # the offline run's evidence is not "fresh": the next healthy run probes everything again
     back = check(store, settings_for(web))
     assert back.probed == 40 and back.network == "ok"

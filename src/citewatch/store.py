@@ -327,10 +327,26 @@ def _m3_host_prints(db: sqlite_utils.Database) -> None:
 
 
 #: Numbered migrations; append only. ``schema_version`` is the number of the last one applied.
+def _m4_latest_check_not_offline(db: sqlite_utils.Database) -> None:
+    """The latest check of a URL is the newest one made by a run that was not offline: an
+    outage's connection errors stay in the history, but never pass for what the page last did."""
+    db.execute("DROP VIEW latest_check")
+    db.execute(
+        """
+        CREATE VIEW latest_check AS
+        SELECT c.* FROM checks c
+        WHERE c.id = (SELECT c2.id FROM checks c2 JOIN runs r2 ON r2.id = c2.run_id
+                      WHERE c2.url_id = c.url_id AND COALESCE(r2.network, '') != 'offline'
+                      ORDER BY c2.checked_at DESC, c2.id DESC LIMIT 1)
+        """
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m1_initial,
     _m2_removed_profiles,
     _m3_host_prints,
+    _m4_latest_check_not_offline,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -710,6 +726,18 @@ class Store:
                 [result.checked_at, str(result.outcome), url_id],
             )
             return check_id
+
+    def restore_last_checks(self, run_id: int) -> None:
+        """After an offline run: each URL it probed gets back the last check of a run that was
+        not offline as its ``last_checked``/``last_outcome`` (the outage's own checks stay in
+        the history, evidence of nothing)."""
+        with self.transaction():
+            self.db.execute(
+                "UPDATE urls SET (last_checked, last_outcome) = (SELECT lc.checked_at, lc.outcome"
+                " FROM latest_check lc WHERE lc.url_id = urls.id)"
+                " WHERE id IN (SELECT url_id FROM checks WHERE run_id = ?)",
+                [run_id],
+            )
 
     def checks_for(self, url_id: int) -> list[dict[str, Any]]:
         """Every check of a URL, oldest first, with the health of the run that made it."""

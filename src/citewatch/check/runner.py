@@ -364,6 +364,8 @@ async def run_check(
         await _ask_canary_alone(settings, monitor, client)
     network = monitor.status
     store.update_run(run_id, network=str(network))
+    if network is NetworkHealth.OFFLINE:
+        store.restore_last_checks(run_id)
     changed = 0
     current = {row["id"]: row for row in store.cited_urls()}
     if network is not NetworkHealth.OFFLINE:
