@@ -180,6 +180,22 @@ def test_markdown_link_never_dropped_when_its_destination_cannot_be_placed(tmp_p
     ]
 
 
+def test_markdown_table_cell_link_with_an_escaped_pipe(tmp_path):
+    """Inside a GFM table a URL's "|" is written "\\|" (else it would split the cell): the
+    citation points at it, with the raw text as the file has it (what `fix` looks for)."""
+    path = tmp_path / "t.md"
+    path.write_text(
+        "| a | b |\n| --- | --- |\n| [x](https://n.example/?ids=1\\|2) | <https://n.example/?k=3\\|4> |\n",
+        encoding="utf-8",
+    )
+    profile = read_profile(path)
+    assert [(c.line, c.column, c.raw, c.url) for c in profile.citations] == [
+        (3, 7, "https://n.example/?ids=1\\|2", "https://n.example/?ids=1|2"),
+        (3, 39, "https://n.example/?k=3\\|4", "https://n.example/?k=3|4"),
+    ]
+    assert profile.findings == []
+
+
 def test_markdown_relative_links_without_base_are_findings(tmp_path):
     path = tmp_path / "p.md"
     path.write_text("See [a](/only/relative) and [b](../up).\n", encoding="utf-8")

@@ -246,6 +246,17 @@ class _Block:
                 return other + 1, found + 1
         return index + 1, 0
 
+    def place(self, offset: int, raw: str) -> tuple[int, int, str]:
+        """:meth:`locate`, with ``raw`` as the file has it: a GFM table cell's ``\\|`` reaches
+        the inline parser as ``|``, so a URL holding one is looked for escaped too."""
+        line, column = self.locate(offset, raw)
+        if column == 0 and "|" in raw:
+            escaped = raw.replace("|", "\\|")
+            found_line, found_column = self.locate(offset, escaped)
+            if found_column:
+                return found_line, found_column, escaped
+        return line, column, raw
+
     def source(self, offset: int, raw: str, line: int, column: int) -> str:
         """The file's text for ``raw`` (at ``offset``, located at ``line``/``column``) running over
         lines: with the container prefixes (``> ``) markdown-it left out of the content."""
@@ -281,7 +292,7 @@ def _inline_refs(
             covered.append(span)
         if child.type == "html_inline" and span:
             for offset, _, role, raw, target in tag_links(child.content):
-                line, col = block.locate(span[0] + offset, raw)
+                line, col, raw = block.place(span[0] + offset, raw)
                 ref = Ref(raw=raw, line=line, column=col, role=role, target=target)
                 found.append((span[0] + offset, span[0] + offset + len(raw), ref))
             continue
@@ -293,7 +304,7 @@ def _inline_refs(
             if child.markup == "autolink":
                 start = span[0] + 1 if span else content.find(href)
                 raw, target = content[start : start + len(href)], href
-                line, col = block.locate(start, raw)
+                line, col, raw = block.place(start, raw)
                 text = ""
             else:
                 located = _destination(content, child.meta, href, definitions)
@@ -304,7 +315,7 @@ def _inline_refs(
                     line, col, raw = located
                     if line == 0:
                         offset = col
-                        line, col = block.locate(offset, raw)
+                        line, col, raw = block.place(offset, raw)
                         if "\n" in raw:  # an escaped line break, maybe in a block quote
                             raw = block.source(offset, raw, line, col)
                 target = href
