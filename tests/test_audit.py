@@ -287,3 +287,120 @@ def test_a_killed_check_resumes_without_losing_or_duplicating_observations(tmp_p
     assert all(after[url_id] == count for url_id, count in before.items())  # nothing re-probed
     assert all(count == 1 for count in after.values())  # nothing duplicated
     assert verdicts == {"alive"}
+
+
+def periodic(world, *extra: str) -> tuple[subprocess.CompletedProcess[str], dict]:
+    """The cron job: no --one-shot (one 404 confirms, so the test needs no three days)."""
+    done = citewatch(
+        "audit",
+        str(world["corpus"]),
+        "--json",
+        "--all",
+        "--confirm-failures",
+        "1",
+        "--confirm-span",
+        "0",
+        *extra,
+        *world["args"],
+        cwd=world["tmp"],
+    )
+    assert done.stdout, done.stderr
+    return done, json.loads(done.stdout)
+
+
+SECOND = """\
+---
+title: Second profile
+date: 2024-01-01
+---
+
+# Second profile
+
+It [cites the regional outlet too](http://news.test/recovers).
+"""
+
+
+def test_the_periodic_audit_reports_broken_citations_that_come_and_go(world):
+    """Citation-level "since the previous audit": a dead URL newly cited, an editor's one-shot audit
+    in between (not the previous audit), a profile leaving the corpus (removed, not recovered)."""
+    first, doc1 = periodic(world)
+    assert first.returncode == 1, first.stderr
+    assert doc1["summary"]["policy"] == "periodic"
+    assert doc1["summary"]["broken_citations"] == 1  # http://news.test/recovers: 404
+
+    # A new profile cites the URL that is already dead: no verdict changes, one more broken citation.
+    second_profile = world["corpus"] / "second.md"
+    second_profile.write_text(SECOND, encoding="utf-8")
+    second, doc2 = periodic(world)
+    assert second.returncode == 1, second.stderr
+    s2 = doc2["summary"]
+    assert s2["previous_run"] == doc1["run"]["id"] and s2["changes"] == []
+    assert s2["newly_broken"] == ["http://news.test/recovers"]
+    (new,) = s2["newly_broken_citations"]
+    assert (new["why"], new["line"]) == ("newly cited", 8)
+    assert new["profile"].endswith("second.md")
+    index = (world["tmp"] / "reports" / "index.md").read_text(encoding="utf-8")
+    assert "**1 newly broken**" in index and "newly cited" in index
+
+    # An editor's one-shot audit of one profile, where another link has just died.
+    world["state"]["dies"] = 404
+    editor, _ = audit(world)  # --one-shot
+    assert editor.returncode == 1, editor.stderr
+    editor_run = json.loads(editor.stdout)["run"]["id"]
+
+    # The next cron run compares with the previous periodic audit, not the editor's run; the
+    # second profile has left the corpus: its broken citation is removed, not recovered.
+    second_profile.unlink()
+    third, doc3 = periodic(world)
+    assert third.returncode == 1, third.stderr
+    s3 = doc3["summary"]
+    assert s3["previous_run"] == doc2["run"]["id"]
+    assert s3["audits_not_compared"] == [{"run_id": editor_run, "policy": "one-shot"}]
+    assert s3["newly_broken"] == ["https://news.test/dies"]
+    assert ("alive", "dead") in {(c["before"], c["after"]) for c in s3["changes"]}
+    (gone,) = s3["no_longer_broken_citations"]
+    assert gone["why"] == "profile removed" and gone["profile"].endswith("second.md")
+    assert (s3["recovered"], s3["removed"]) == ([], ["http://news.test/recovers"])
+    assert (s3["broken_citations_before"], s3["broken_citations"]) == (2, 2)
+    index = (world["tmp"] / "reports" / "index.md").read_text(encoding="utf-8")
+    assert "**1 newly broken**, **0 recovered**, **1 removed**" in index
+    assert f"Not compared: audit run {editor_run} (one-shot)" in index
+
+
+def test_reports_of_an_offline_audit_say_it_was_offline(world):
+    world["state"]["recovers"] = 404
+    periodic(world)
+    args = list(world["args"])
+    closed = world["web"].closed_port
+    stripped = [
+        a
+        for i, a in enumerate(args)
+        if a != "--connect-to" and (i == 0 or args[i - 1] != "--connect-to")
+    ]
+    stripped += ["--connect-to", f"::127.0.0.1:{closed}"]
+    done = citewatch("audit", str(world["corpus"]), "--json", "--all", *stripped, cwd=world["tmp"])
+    assert done.returncode == 3, done.stderr
+    run_id = json.loads(done.stdout)["run"]["id"]
+    reports = world["tmp"] / "reports"
+    index = (reports / "index.md").read_text(encoding="utf-8")
+    assert f"**Network: offline (run {run_id})**" in index.split("## Summary")[0]
+    doc = json.loads((reports / "citations.json").read_text(encoding="utf-8"))
+    assert doc["network"]["health"] == "offline" and doc["network"]["explanation"]
+    dead = next(c for c in doc["citations"] if c["url"] == "http://news.test/recovers")
+    # The last check is the 404 of the healthy run, never the offline run's failed connection…
+    assert (dead["last_outcome"], dead["last_status"]) == ("not_found", 404)
+    assert dead["broken_reason"] == "the cited URL is dead (last check: not_found · HTTP 404)"
+    # …which is shown apart, for the URLs the offline run did probe before it stopped.
+    with sqlite3.connect(world["tmp"] / "audit.db") as conn:
+        probed = dict(
+            conn.execute(
+                "SELECT u.url, c.outcome FROM checks c JOIN urls u ON u.id = c.url_id"
+                " WHERE c.run_id = ?",
+                [run_id],
+            ).fetchall()
+        )
+    assert probed
+    for record in doc["citations"]:
+        if record["url"] in probed:
+            assert record["offline_outcome"] == probed[record["url"]]
+            assert record["last_outcome"] in {"ok", "not_found", "redirected"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from test_report_corpus import (
     ARCHIVED_CITED,
+    ARCHIVED_ORIGINAL,
     BLOCKED,
     CHANGED,
     DEAD,
@@ -16,6 +17,7 @@ from test_report_corpus import (
     RECOVERED,
     SAME,
     build_corpus,
+    main_profile,
 )
 
 from citewatch.models import Profile
@@ -118,6 +120,7 @@ def test_diff_against_the_previous_audit_only(tmp_path):
     check = corpus.store.begin_run("check")
     url_id = corpus.store.query("SELECT id FROM urls WHERE url = ?", [SAME])[0]["id"]
     corpus.store.set_verdict(url_id, check, "dead")
+    corpus.store.finish_run(check, network="ok")  # a run that never finished is not reported on
     s = corpus_summary(corpus.store)
     assert (s["run_id"], s["previous_run"], s["newly_broken"], s["recovered"]) == (
         check,
@@ -143,12 +146,12 @@ def test_trend_counts_verdicts_per_audit_run(tmp_path):
 def test_trend_falls_back_to_runs_that_changed_verdicts(tmp_path):
     store = Store.open(tmp_path / "t.db")
     scan = store.begin_run("scan")
-    from test_report_corpus import main_profile
-
     store.save_profile(main_profile(), scan)
     check = store.begin_run("check")
     url_id = store.query("SELECT id FROM urls WHERE url = ?", [SAME])[0]["id"]
     store.set_verdict(url_id, check, "alive")
+    store.finish_run(scan)
+    store.finish_run(check, network="ok")  # a run that never finished is never drawn
     points, basis = trend_series(store)
     assert basis == "runs" and [p.run_id for p in points] == [check]
     assert points[0].counts["alive"] == 1 and points[0].counts["unchecked"] == 9
@@ -198,3 +201,220 @@ def test_a_capture_whose_replay_is_a_soft_404_is_never_suggested(tmp_path):
         checked_at="2026-01-21T00:00:00Z",
     )
     assert records(gather(corpus.store))[DEAD].best_snapshot.timestamp == "20231015080000"
+
+
+# -- since the previous audit: citations, not URLs (each of these failed before) ------------------------
+
+
+def _url_id(store, url):
+    return store.query("SELECT id FROM urls WHERE url = ?", [url])[0]["id"]
+
+
+def _by_location(changes):
+    return {(c["profile"], c["line"]): c for c in changes}
+
+
+def test_a_dead_url_newly_cited_is_newly_broken_though_no_verdict_changed(tmp_path):
+    from citewatch.models import Citation
+
+    corpus = build_corpus(tmp_path)
+    run3 = corpus.store.begin_run("audit")
+    profile = main_profile(sha="sha-2")
+    profile.citations.append(Citation(url=DEAD, raw=DEAD, line=40, column=1, text="again"))
+    corpus.store.save_profile(profile, run3)  # every citation row is replaced: same identities
+    corpus.store.finish_run(run3, network="ok")
+    s = corpus_summary(corpus.store, run3)
+    assert s["changes"] == []  # no URL changed its verdict…
+    assert s["newly_broken"] == [DEAD]  # …but one more citation is broken
+    (change,) = s["newly_broken_citations"]
+    assert (change["profile"], change["line"], change["why"]) == (
+        "citations/profile-test.txt",
+        40,
+        "newly cited",
+    )
+    assert change["detail"].startswith("not cited at audit run 2; the cited URL is dead")
+    assert s["no_longer_broken_citations"] == []  # the other rows of the profile are the same
+    assert (s["broken_citations_before"], s["broken_citations"]) == (4, 5)
+
+
+def test_a_cited_archive_link_that_stops_replaying_is_newly_broken(tmp_path):
+    corpus = build_corpus(tmp_path)
+    run3 = corpus.store.begin_run("audit")
+    corpus.store.record_snapshot_check(
+        run3,
+        _url_id(corpus.store, ARCHIVED_ORIGINAL),
+        timestamp="20171017230858",
+        checked_at="2026-01-30T00:00:00Z",
+        status=404,
+        memento_datetime=None,
+        soft_404=0,
+    )
+    corpus.store.finish_run(run3, network="ok")
+    s = corpus_summary(corpus.store, run3)
+    assert s["changes"] == []  # the original was dead before and is dead now
+    assert s["newly_broken"] == [ARCHIVED_CITED]
+    (change,) = s["newly_broken_citations"]
+    assert (change["line"], change["why"]) == (28, "does not replay")
+    assert "the cited archive link does not replay" in change["detail"]
+    # The broken set is the one exit code 1 stands for.
+    broken = {(r["path"], r["line"]) for r in corpus.store.broken_citations()}
+    assert ("citations/profile-test.txt", 28) in broken and len(broken) == s["broken_citations"]
+
+
+def test_citations_no_longer_broken_say_whether_they_recovered_or_were_removed(tmp_path):
+    corpus = build_corpus(tmp_path)
+    store = corpus.store
+    run3 = store.begin_run("audit")
+    store.retire_profile("citations/other.md", run3)  # it cited DEAD (broken)
+    profile = main_profile(sha="sha-3")
+    profile.citations = [c for c in profile.citations if c.url != DEAD_NO_SNAPSHOT]
+    store.save_profile(profile, run3)  # the unconfirmed dead citation is dropped
+    store.record_check(run3, _url_id(store, NEWLY_BROKEN), probe_ok(NEWLY_BROKEN), "ok")
+    store.set_verdict(_url_id(store, NEWLY_BROKEN), run3, "alive")
+    store.finish_run(run3, network="ok")
+    s = corpus_summary(store, run3)
+    assert (s["broken_citations_before"], s["broken_citations"]) == (4, 1)
+    gone = _by_location(s["no_longer_broken_citations"])
+    assert {k: c["why"] for k, c in gone.items()} == {
+        ("citations/other.md", 5): "profile removed",
+        ("citations/profile-test.txt", 12): "removed",
+        ("citations/profile-test.txt", 24): "recovered",
+    }
+    assert "left the corpus (run 3)" in gone[("citations/other.md", 5)]["detail"]
+    assert (
+        "no longer cited in citations/profile-test.txt (it was at line 12)"
+        in (gone[("citations/profile-test.txt", 12)]["detail"])
+    )
+    assert s["recovered"] == [NEWLY_BROKEN]
+    assert s["removed"] == sorted([DEAD, DEAD_NO_SNAPSHOT])
+    assert s["newly_broken_citations"] == []
+
+
+def test_a_citation_put_under_an_ignore_rule_is_no_longer_broken_as_ignored(tmp_path):
+    corpus = build_corpus(tmp_path)
+    run3 = corpus.store.begin_run("audit")
+    corpus.store.add_ignore(NEWLY_BROKEN, "paywalled: checked by hand")
+    corpus.store.finish_run(run3, network="ok")
+    s = corpus_summary(corpus.store, run3)
+    (change,) = s["no_longer_broken_citations"]
+    assert (change["url"], change["why"]) == (NEWLY_BROKEN, "ignored")
+    assert s["recovered"] == [] and s["removed"] == []
+
+
+def probe_ok(url):
+    from test_report_corpus import probe
+
+    from citewatch.models import Outcome
+
+    return probe(url, Outcome.OK, 200, "2026-01-30T00:00:00.000000Z")
+
+
+def test_a_periodic_audit_compares_with_the_previous_periodic_audit_not_an_editors_one_shot(
+    tmp_path,
+):
+    store = Store.open(tmp_path / "t.db")
+    profile = main_profile
+    # An editor's one-shot check found the about page dead (unconfirmed) before the first audit.
+    editor_check = store.begin_run("check", ["check", "--one-shot"])
+    store.save_profile(profile(), editor_check)
+    ids = {r["url"]: r["id"] for r in store.query("SELECT id, url FROM urls")}
+    store.set_verdict(ids[SAME], editor_check, "dead", confirmed=False)
+    store.set_verdict(ids[NEWLY_BROKEN], editor_check, "alive")
+    store.finish_run(editor_check, network="ok")
+    audit1 = store.begin_run("audit", ["audit", "citations/"])
+    store.set_verdict(ids[NEWLY_BROKEN], audit1, "failing")
+    store.finish_run(audit1, network="ok")
+    # The editor's one-shot audit: one 404 is enough for an unconfirmed dead.
+    editor = store.begin_run("audit", ["audit", "citations/profile-test.txt", "--one-shot"])
+    store.set_verdict(ids[NEWLY_BROKEN], editor, "dead", confirmed=False)
+    store.finish_run(editor, network="ok")
+    audit2 = store.begin_run("audit", ["audit", "citations/", "--quiet"])
+    store.set_verdict(ids[NEWLY_BROKEN], audit2, "dead")  # confirmed now
+    store.set_verdict(ids[SAME], audit2, "dead")  # unconfirmed → confirmed
+    store.finish_run(audit2, network="ok")
+
+    s = corpus_summary(store, audit2)
+    assert (s["policy"], s["previous_run"]) == ("periodic", audit1)
+    assert s["audits_not_compared"] == [{"run_id": editor, "policy": "one-shot"}]
+    assert s["newly_broken"] == [NEWLY_BROKEN]  # the editor's run does not hide it
+    changes = {c["url"]: (c["before"], c["after"]) for c in s["changes"]}
+    assert changes == {NEWLY_BROKEN: ("failing", "dead"), SAME: ("dead (unconfirmed)", "dead")}
+    # The editor's own audit compares with the previous one-shot audit: there is none.
+    e = corpus_summary(store, editor)
+    assert (e["policy"], e["previous_run"]) == ("one-shot", None)
+    # A policy recorded in runs.counts wins over the command line.
+    store.update_run(audit2, counts={"policy": {"one_shot": True}})
+    assert corpus_summary(store, audit2)["previous_run"] == editor
+
+
+def test_the_report_after_a_killed_run_describes_the_last_finished_run(tmp_path):
+    corpus = build_corpus(tmp_path)
+    killed = corpus.store.begin_run("audit", ["audit", "citations/"])  # kill -9: never finished
+    corpus.store.set_verdict(_url_id(corpus.store, SAME), killed, "failing")
+    data = gather(corpus.store)
+    assert data.run_id == corpus.run2
+    assert [p.run_id for p in data.trend] == [corpus.run1, corpus.run2]
+    assert [r.run_id for r in data.interrupted] == [killed]
+    assert data.summary["interrupted_runs"][0]["command"] == "audit"
+    # A later audit compares with run 2, and names the killed run too.
+    audit3 = corpus.store.begin_run("audit", ["audit", "citations/"])
+    later = gather(corpus.store, audit3)
+    assert later.diff.previous_run == corpus.run2
+    assert [r.run_id for r in later.interrupted] == [killed]
+    assert [p.run_id for p in later.trend] == [corpus.run1, corpus.run2, audit3]
+
+
+def test_an_offline_probe_is_not_the_last_check_the_reports_describe(tmp_path):
+    from test_report_corpus import probe
+
+    from citewatch.models import Outcome
+
+    corpus = build_corpus(tmp_path)
+    store = corpus.store
+    run3 = store.begin_run("audit", ["audit", "citations/"])
+    when = "2026-01-30T10:00:00.000000Z"
+    store.record_check(
+        run3, _url_id(store, DEAD), probe(DEAD, Outcome.CONNECT_ERROR, None, when), "ok"
+    )
+    store.finish_run(run3, network="offline")  # the run's final word: offline
+    data = gather(store, run3)
+    c = records(data)[DEAD]
+    assert (c.last_outcome, c.last_status) == ("not_found", 404)
+    assert c.broken_reason == "the cited URL is dead (last check: not_found · HTTP 404)"
+    assert (c.offline_checked, c.offline_outcome) == (when, "connect_error")
+    network = data.summary["network"]
+    assert (network["run_id"], network["health"]) == (run3, "offline")
+    assert "nothing was judged" in network["explanation"]
+    assert "connect_error 1" in network["explanation"]
+    # The check's own words, when the caller has them, are used instead.
+    said = gather(store, run3, network_note="network unavailable: the canary is unreachable")
+    assert said.network.explanation == "network unavailable: the canary is unreachable"
+    # A healthy run: no explanation; a later non-offline probe hides the offline one again.
+    assert gather(store, corpus.run2).summary["network"]["health"] == "ok"
+
+
+def test_what_was_broken_as_of_a_run_is_what_the_records_said_then(tmp_path):
+    """The history-derived broken set of a run equals the current one when nothing happened since:
+    the diff can never invent a change."""
+    from citewatch.report.data import _verdict_rows, citations_as_of
+
+    corpus = build_corpus(tmp_path)
+    run = corpus.store.query("SELECT * FROM runs WHERE id = ?", [corpus.run2])[0]
+    then = citations_as_of(corpus.store, run, _verdict_rows(corpus.store))
+    now = {(c.profile, c.line) for c in gather(corpus.store).citations if c.broken}
+    assert {(t.profile, t.line) for t in then.values() if t.broken} == now
+
+
+def test_a_renamed_profile_keeps_its_citations(tmp_path):
+    from test_report_corpus import second_profile
+
+    corpus = build_corpus(tmp_path)
+    run3 = corpus.store.begin_run("audit")
+    corpus.store.retire_profile("citations/other.md", run3)
+    renamed = second_profile()
+    renamed.path = "citations/other-renamed.md"  # the same bytes under a new name
+    corpus.store.save_profile(renamed, run3)
+    corpus.store.finish_run(run3, network="ok")
+    s = corpus_summary(corpus.store, run3)
+    assert s["newly_broken_citations"] == [] and s["no_longer_broken_citations"] == []
+    assert (s["broken_citations_before"], s["broken_citations"]) == (4, 4)

@@ -328,3 +328,99 @@ def test_two_databases_reporting_into_one_folder_never_remove_each_others_files(
     assert (out / "other.md").is_file()  # the first database's report: not the second's to remove
     write_reports(second.store, out, ["md"])
     assert (out / "other.md").is_file()  # still not: the second database never wrote it
+
+
+# -- the run the reports describe: network health, interrupted runs, citation-level changes ------------
+
+
+def _offline_third_audit(tmp_path):
+    from test_report_corpus import probe
+
+    from citewatch.models import Outcome
+
+    corpus = build_corpus(tmp_path)
+    store = corpus.store
+    run3 = store.begin_run("audit", ["audit", "citations/"])
+    url_id = store.query("SELECT id FROM urls WHERE url = ?", [DEAD])[0]["id"]
+    when = "2026-01-30T10:00:00.000000Z"
+    store.record_check(run3, url_id, probe(DEAD, Outcome.CONNECT_ERROR, None, when), "ok")
+    store.finish_run(run3, network="offline")
+    out = tmp_path / "offline-reports"
+    write_reports(store, out, run_id=run3)
+    return out, run3
+
+
+def test_reports_of_an_offline_run_say_so_and_describe_the_last_real_check(tmp_path):
+    out, run3 = _offline_third_audit(tmp_path)
+    index = (out / "index.md").read_text()
+    head = index.split("## Summary")[0]
+    assert f"**Network: offline (run {run3})** — our own network was unavailable" in head
+    assert "nothing was judged" in head
+    assert f"| network | offline (run {run3}) |" in index
+    profile = (out / "profile-test.md").read_text()
+    assert f"**Network: offline (run {run3})**" in profile.split("## ")[0]
+    details = profile.split("### 1. line 10")[1].split("### 2.")[0]
+    assert "- **Last check:** not\\_found · HTTP 404 · 2026-01-10" in details
+    assert "a later probe (connect\\_error · 2026-01-30) was made while our own network" in details
+    assert "(last check: not\\_found · HTTP 404)" in details
+    assert "connect\\_error" not in index.split("## Broken citations")[1]
+    page = (out / "index.html").read_text()
+    assert 'data-cw-network="offline"' in page and "cw-banner-bad" in page
+    assert f"Network: offline (run {run3}) — our own network was unavailable" in page
+    doc = json.loads((out / "citations.json").read_text())
+    assert (doc["network"]["health"], doc["network"]["run_id"]) == ("offline", run3)
+    assert doc["summary"]["network"] == doc["network"]
+    record = next(c for c in doc["citations"] if c["cited_url"] == DEAD)
+    assert (record["last_outcome"], record["offline_outcome"]) == ("not_found", "connect_error")
+    with (out / "citations.csv").open(newline="", encoding="utf-8") as handle:
+        row = next(r for r in csv.DictReader(handle) if r["cited_url"] == DEAD)
+    assert (row["last_outcome"], row["offline_outcome"]) == ("not_found", "connect_error")
+
+
+def test_a_healthy_run_shows_its_network_quietly(reports):
+    out, _ = reports
+    index = (out / "index.md").read_text()
+    assert "Network: ok (run 2)." in index.split("## Summary")[0]
+    assert "Network:" not in (out / "profile-test.md").read_text()  # only when it is not ok
+    assert json.loads((out / "citations.json").read_text())["network"]["health"] == "ok"
+
+
+def test_the_report_after_a_killed_run_names_it_and_describes_the_last_finished_run(tmp_path):
+    corpus = build_corpus(tmp_path)
+    killed = corpus.store.begin_run("audit", ["audit", "citations/"])  # never finished
+    out = tmp_path / "r"
+    write_reports(corpus.store, out)
+    index = (out / "index.md").read_text()
+    assert f"from run {corpus.run2}." in index and f"from run {killed}" not in index
+    assert f"**Run {killed} (audit, started " in index
+    assert (
+        f"never finished: it was interrupted (killed) or is still running. This report describes run {corpus.run2}, the last finished one"
+        in index
+    )
+    trend = index.split("## Trend")[1].split("## Profiles")[0]
+    assert [line.split(" | ")[0] for line in trend.splitlines() if line.startswith("| ")][2:] == [
+        f"| {corpus.run1}",
+        f"| {corpus.run2}",
+    ]
+    page = (out / "index.html").read_text()
+    assert f'data-cw-interrupted="{killed}"' in page
+    assert (
+        json.loads((out / "citations.json").read_text())["interrupted_runs"][0]["run_id"] == killed
+    )
+
+
+def test_the_index_tells_recovered_from_removed_citations(tmp_path):
+    corpus = build_corpus(tmp_path)
+    run3 = corpus.store.begin_run("audit", ["audit", "citations/"])
+    corpus.store.retire_profile("citations/other.md", run3)
+    corpus.store.finish_run(run3, network="ok")
+    out = tmp_path / "r"
+    write_reports(corpus.store, out, run_id=run3)
+    index = (out / "index.md").read_text()
+    assert "**0 newly broken**, **0 recovered**, **1 removed**" in index
+    assert f"Broken citations: 4 at audit run {corpus.run2}, 3 now." in index
+    removed = index.split("### Removed (1)")[1].split("###")[0]
+    assert "`citations/other.md:5`" in removed and "profile removed" in removed
+    assert "citations/other.md left the corpus (run 3)" in removed
+    page = (out / "index.html").read_text()
+    assert "0 recovered, 1 removed" in page and "profile removed" in page

@@ -156,7 +156,8 @@ def corpus_summary(store: Store, run_id: int | None = None) -> dict[str, Any]:
 
     Keys: run_id, profiles, citations, skipped_citations, archive_link_citations, urls, by_verdict,
     citations_by_verdict, broken_citations, ignored_urls, link_rot_rate, link_rot, archive_coverage,
-    archived_urls, roles, previous_run, previous_run_started, newly_broken, recovered, changes,
-    trend_basis, trend.
+    archived_urls, roles, policy, previous_run, previous_run_started, audits_not_compared,
+    broken_citations_before, newly_broken, recovered, removed, newly_broken_citations,
+    no_longer_broken_citations, changes, trend_basis, trend, network, interrupted_runs.
     """
     return gather(store, run_id).summary

@@ -63,6 +63,8 @@ COLUMNS: tuple[str, ...] = (
     "cited_capture_served_timestamp",
     "cited_capture_label",
     "replacement_note",
+    "offline_checked",
+    "offline_outcome",
 )
 
 
@@ -120,6 +122,8 @@ def citation_row(c: CitationRecord) -> dict[str, Any]:
         "cited_capture_served_timestamp": cc.served_timestamp if cc else None,
         "cited_capture_label": cc.label() if cc else None,
         "replacement_note": c.replacement_note,
+        "offline_checked": c.offline_checked,
+        "offline_outcome": c.offline_outcome,
     }
 
 

@@ -15,8 +15,17 @@ Definitions used throughout (also in docs/reports.md):
   source URLs that could be judged (verdict ``alive``, ``moved``, ``failing`` or ``dead``; ``blocked``,
   ``skipped``, ignored and ``unchecked`` URLs are left out because nothing is known about them).
 - **archive coverage**: share of distinct cited URLs with at least one 2xx snapshot known.
-- **previous audit**: the latest finished ``audit`` run before the run being reported; a URL's verdict
-  as of a run is its latest ``verdicts`` row with ``run_id`` at or before that run (``unchecked`` if none).
+- **reported run**: the run given (``audit`` passes its own), else the newest *finished* run; a run
+  that never finished (killed, or still going) is never reported on nor drawn in the trend, and is
+  named as interrupted.
+- **previous audit**: the latest finished ``audit`` run before the reported run **with the same
+  policy** (periodic, or an editor's ``--one-shot``); a URL's verdict as of a run is its latest
+  ``verdicts`` row with ``run_id`` at or before that run (``unchecked`` if none).
+- **newly broken / no longer broken**: computed on citations, not URLs: the broken citations now
+  against the citations that were broken as of the previous audit (derived from the history:
+  citations by ``scan_run``/``superseded_run``, verdicts, replays and ignore rules as of that run),
+  a citation being identified by its profile, its URL as cited and its occurrence among that
+  profile's citations of the same URL.
 """
 
 from __future__ import annotations
@@ -26,14 +35,14 @@ import re
 import shlex
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
 
 from ..archive.choose import best_snapshot, days_from_citation
 from ..config import ignore_reason
-from ..models import BROKEN_VERDICTS, Verdict
+from ..models import BROKEN_VERDICTS, CONNECTION_FAILURES, Verdict
 from ..store import Store
 from ..urls import wayback_replay_url
 from .drift import Drift, compare
@@ -239,6 +248,11 @@ class CitationRecord:
     """For a citation that is itself a Wayback link: what replaying the cited capture showed."""
     archive_asked: bool
     """The Wayback Machine answered a lookup of the URL (found, none, blocked), or captures are known."""
+    offline_checked: str | None = None
+    """When a probe newer than the last check was made by a run whose network was offline: no
+    evidence (the ``last_*`` fields describe the newest probe from a run that was not offline)."""
+    offline_outcome: str | None = None
+    """What that offline probe got (``connect_error``, ``dns_error``…)."""
 
     @property
     def broken(self) -> bool:
@@ -366,16 +380,104 @@ class VerdictChange:
     after: str
 
 
+#: Audit policies: a periodic audit (dead = confirmed by repeated failures) or an editor's one-shot one.
+PERIODIC, ONE_SHOT = "periodic", "one-shot"
+#: Why a citation is newly broken…
+NEWLY_CITED, NOW_DEAD, NO_LONGER_REPLAYS, UNIGNORED = (
+    "newly cited",
+    "now dead",
+    "does not replay",
+    "no longer ignored",
+)
+#: …or no longer broken.
+RECOVERED, NO_LONGER_DEAD, REMOVED, PROFILE_REMOVED, NOW_IGNORED = (
+    "recovered",
+    "no longer dead",
+    "removed",
+    "profile removed",
+    "ignored",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CitationChange:
+    """A citation that is broken now and was not at the previous audit, or the other way round."""
+
+    profile: str
+    line: int
+    column: int
+    cited_url: str
+    url: str | None
+    """The URL the lists show: the cited archive link itself, else the checked URL."""
+    why: str
+    """Newly broken: ``newly cited`` (not cited at the previous audit), ``now dead``, ``does not
+    replay`` (a cited archive link), ``no longer ignored``. No longer broken: ``recovered`` (still
+    cited, and the URL works again or the cited capture replays), ``no longer dead`` (still cited,
+    now failing, blocked…), ``removed`` (no longer cited in its profile), ``profile removed`` (the
+    profile left the corpus), ``ignored`` (now under an ignore rule)."""
+    detail: str
+    """One sentence: what it was, what it is now."""
+
+    @property
+    def location(self) -> str:
+        return f"{self.profile}:{self.line}"
+
+
 @dataclass(frozen=True, slots=True)
 class RunDiff:
-    """Verdict changes between the previous audit and the reported run."""
+    """What changed between the previous audit (same policy) and now."""
 
     run_id: int | None
     previous_run: int | None
     previous_started: str | None
     newly_broken: tuple[str, ...]
+    """Distinct URLs of the newly broken citations."""
     recovered: tuple[str, ...]
+    """Distinct URLs of the citations no longer broken because they work again."""
     changes: tuple[VerdictChange, ...]
+    """URL verdict changes (``dead (unconfirmed)`` → ``dead`` included), a separate detail."""
+    newly_broken_citations: tuple[CitationChange, ...] = ()
+    no_longer_broken: tuple[CitationChange, ...] = ()
+    """Recovered, removed, ignored or no longer dead: ``why`` says which."""
+    removed: tuple[str, ...] = ()
+    """Distinct URLs of the broken citations that are no longer cited."""
+    broken_before: int | None = None
+    """Broken citations as of the previous audit."""
+    policy: str = PERIODIC
+    """The reported run's policy; the previous audit had the same."""
+    not_compared: tuple[tuple[int, str], ...] = ()
+    """(run id, policy) of the audits since the previous one that had another policy."""
+
+    def count(self, *why: str) -> int:
+        return sum(1 for c in self.no_longer_broken if c.why in why)
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """A run, as the reports name it."""
+
+    run_id: int
+    command: str
+    started: str
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkInfo:
+    """The network health of the run the report describes (of its check)."""
+
+    run_id: int
+    health: str
+    """``ok``, ``degraded`` or ``offline``."""
+    explanation: str | None
+    """One line: why (None when the network was fine)."""
+
+    @property
+    def offline(self) -> bool:
+        return self.health == "offline"
+
+    def label(self) -> str:
+        text = f"network {self.health} (run {self.run_id})"
+        return text + (f": {self.explanation}" if self.explanation else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,6 +501,10 @@ class ReportData:
     """``audit`` (one point per audit run) or ``runs`` (every run with verdict changes)."""
     wayback_url: str = "https://web.archive.org"
     extra: dict[str, Any] = field(default_factory=dict)
+    network: NetworkInfo | None = None
+    """The network health of the reported run's check (None: no run has checked links)."""
+    interrupted: tuple[RunInfo, ...] = ()
+    """Runs that never finished since the previous audit (killed, or still going)."""
 
     @property
     def citations(self) -> Iterable[CitationRecord]:
@@ -415,12 +521,20 @@ def gather(
     run_id: int | None = None,
     wayback_url: str = "https://web.archive.org",
     ignore_patterns: Sequence[str] = (),
+    *,
+    one_shot: bool | None = None,
+    network_note: str | None = None,
 ) -> ReportData:
     """Read the store once and build every record the reports need. ``ignore_patterns`` are the
-    config's ``ignore`` globs: URLs they match count as ignored, as for the exit code."""
+    config's ``ignore`` globs: URLs they match count as ignored, as for the exit code.
+
+    ``run_id`` is the run reported on (``audit`` passes its own, still running); by default the
+    newest finished run. ``one_shot`` is that run's policy when the caller knows it (else it is
+    read from the run's recorded arguments); ``network_note`` the check's own one-line account
+    of a degraded or offline network, when the caller has it."""
     rows = store.current_citations()
     url_ids = {r["url_id"] for r in rows if r["url_id"] is not None}
-    latest = _latest_checks(store)
+    latest, offline = _latest_checks(store)
     latest_ok = _latest_ok_checks(store)
     snapshots = _grouped(store, "SELECT * FROM snapshots ORDER BY url_id, timestamp")
     captures = _grouped(store, "SELECT * FROM captures ORDER BY url_id, requested_at, id")
@@ -475,13 +589,24 @@ def gather(
             wayback_url,
             cited,
             url_id in asked,
+            offline.get(url_id),
         )
         by_profile[row["path"]].append(record)
 
     groups = _profile_groups(profiles, by_profile, findings)
-    diff = run_diff(store, run_id, url_ids)
+    current = _run_row(store, reported_run(store, run_id))
+    records = [c for g in groups for c in g.citations]
+    diff = run_diff(
+        store, current, url_ids, records, ignore_patterns, one_shot=one_shot, run_id=run_id
+    )
     trend, basis = trend_series(store, run_id)
+    network = network_info(store, current, network_note)
+    interrupted = interrupted_runs(store, current, diff.previous_run)
     summary = _summary(groups, snapshots, url_ids, diff, trend, basis, run_id)
+    summary["network"] = network_dict(network)
+    summary["interrupted_runs"] = [
+        {"run_id": r.run_id, "command": r.command, "started": r.started} for r in interrupted
+    ]
     return ReportData(
         generated_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         run_id=diff.run_id,
@@ -491,6 +616,8 @@ def gather(
         trend=trend,
         trend_basis=basis,
         wayback_url=wayback_url,
+        network=network,
+        interrupted=interrupted,
     )
 
 
@@ -501,8 +628,27 @@ def _grouped(store: Store, sql: str) -> dict[int, list[dict[str, Any]]]:
     return grouped
 
 
-def _latest_checks(store: Store) -> dict[int, dict[str, Any]]:
-    return {r["url_id"]: r for r in store.db.query("SELECT * FROM latest_check")}
+#: A check's network: its run's final word, else its own, else ok (``verdict.network_of``).
+_CHECK_NETWORK = "COALESCE(NULLIF(r.network, ''), NULLIF(c.network, ''), 'ok')"
+
+
+def _latest_checks(
+    store: Store,
+) -> tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]]]:
+    """(url_id → the newest check made by a run that was not offline, url_id → the newest check
+    made by an offline run). An offline run's probes are no evidence about the URL (its own
+    network was down), so the reports never describe them as the URL's last check."""
+
+    def newest(offline: bool) -> dict[int, dict[str, Any]]:
+        sql = (
+            "SELECT * FROM (SELECT c.*, ROW_NUMBER() OVER (PARTITION BY c.url_id"
+            " ORDER BY c.checked_at DESC, c.id DESC) AS rn FROM checks c"
+            f" LEFT JOIN runs r ON r.id = c.run_id WHERE {_CHECK_NETWORK}"
+            f" {'=' if offline else '!='} 'offline') WHERE rn = 1"
+        )
+        return {r["url_id"]: r for r in store.db.query(sql)}
+
+    return newest(False), newest(True)
 
 
 def _latest_ok_checks(store: Store) -> dict[int, dict[str, Any]]:
@@ -551,16 +697,26 @@ def replay_state(row: Mapping[str, Any]) -> str | None:
 ReplayEvidence = dict[tuple[int, str], tuple[dict[str, Any] | None, dict[str, Any] | None]]
 
 
-def replay_evidence(store: Store, url_id: int | None = None) -> ReplayEvidence:
-    """Every replayed capture's newest conclusive check and newest check, in one query."""
+def replay_evidence(
+    store: Store, url_id: int | None = None, *, up_to_run: int | None = None
+) -> ReplayEvidence:
+    """Every replayed capture's newest conclusive check and newest check, in one query
+    (``up_to_run``: only the replays recorded by that run or earlier ones)."""
+    where, params = [], []
+    if url_id is not None:
+        where.append("url_id = ?")
+        params.append(url_id)
+    if up_to_run is not None:
+        where.append("run_id <= ?")
+        params.append(up_to_run)
     sql = (
         "SELECT id, url_id, timestamp, checked_at, status, memento_datetime, soft_404, error"
         " FROM snapshot_checks"
-        + (" WHERE url_id = ?" if url_id is not None else "")
+        + (" WHERE " + " AND ".join(where) if where else "")
         + " ORDER BY checked_at, id"
     )
     evidence: ReplayEvidence = {}
-    for row in store.db.query(sql, [url_id] if url_id is not None else []):
+    for row in store.db.query(sql, params):
         key = (row["url_id"], str(row["timestamp"]))
         decisive, _ = evidence.get(key, (None, None))
         if replay_state(row) is not None:
@@ -736,8 +892,11 @@ def _citation_record(
     wayback_url: str,
     cited: CitedCapture | None = None,
     archive_asked: bool = False,
+    offline: Mapping[str, Any] | None = None,
 ) -> CitationRecord:
     url = row["url"]
+    if offline is not None and latest is not None and offline["checked_at"] <= latest["checked_at"]:
+        offline = None  # an older offline attempt: the last check says more
     verdict = row["verdict"] or ("skipped" if row["skip_reason"] or url is None else "unchecked")
     snap = snapshot_info(best, url, row["published"], wayback_url) if best and url else None
     replacement = kind = None
@@ -791,6 +950,8 @@ def _citation_record(
         evidence=evidence_command(url) if url else None,
         cited_capture=cited,
         archive_asked=archive_asked,
+        offline_checked=offline.get("checked_at") if offline else None,
+        offline_outcome=offline.get("outcome") if offline else None,
     )
 
 
@@ -853,64 +1014,454 @@ def _profile_groups(
 
 def _verdict_rows(store: Store) -> list[dict[str, Any]]:
     return store.query(
-        "SELECT v.url_id, v.run_id, v.verdict, u.url FROM verdicts v JOIN urls u ON u.id = v.url_id"
-        " ORDER BY v.run_id, v.id"
+        "SELECT v.url_id, v.run_id, v.verdict, v.confirmed, u.url FROM verdicts v"
+        " JOIN urls u ON u.id = v.url_id ORDER BY v.run_id, v.id"
     )
 
 
 def verdicts_as_of(rows: Iterable[Mapping[str, Any]], run_id: int) -> dict[int, str]:
     """url_id → verdict as of ``run_id`` (the latest change at or before it)."""
-    state: dict[int, str] = {}
+    return {url_id: verdict for url_id, (verdict, _) in states_as_of(rows, run_id).items()}
+
+
+def states_as_of(
+    rows: Iterable[Mapping[str, Any]], run_id: int | None
+) -> dict[int, tuple[str, bool]]:
+    """url_id → (verdict, confirmed) as of ``run_id`` (None: now, every change)."""
+    state: dict[int, tuple[str, bool]] = {}
     for row in rows:
-        if row["run_id"] > run_id:
+        if run_id is not None and row["run_id"] > run_id:
             break
-        state[row["url_id"]] = row["verdict"]
+        confirmed = row.get("confirmed")
+        state[row["url_id"]] = (row["verdict"], True if confirmed is None else bool(confirmed))
     return state
 
 
+def verdict_label(verdict: str, confirmed: bool = True) -> str:
+    """``dead (unconfirmed)`` for a one-shot dead verdict, else the verdict."""
+    return "dead (unconfirmed)" if verdict == Verdict.DEAD and not confirmed else verdict
+
+
 def reported_run(store: Store, run_id: int | None) -> int | None:
-    """The run a report describes: the given one, else the newest run in the database."""
+    """The run a report describes: the given one, else the newest *finished* run in the database
+    (a run killed with ``kill -9`` stays ``running`` forever: it is named, never reported on)."""
     if run_id is not None:
         return run_id
-    row = store.db.execute("SELECT max(id) FROM runs").fetchone()
+    row = store.db.execute("SELECT max(id) FROM runs WHERE finished IS NOT NULL").fetchone()
     return int(row[0]) if row and row[0] is not None else None
 
 
-def run_diff(store: Store, run_id: int | None, url_ids: Iterable[int]) -> RunDiff:
-    """What changed, among the currently cited URLs, since the audit before ``run_id``."""
-    current = reported_run(store, run_id)
-    previous = store.previous_run("audit", current) if current is not None else None
-    if current is None or previous is None:
-        return RunDiff(current, None, None, (), (), ())
+def _run_row(store: Store, run_id: int | None) -> dict[str, Any] | None:
+    if run_id is None:
+        return None
+    rows = store.query("SELECT * FROM runs WHERE id = ?", [run_id])
+    return rows[0] if rows else {"id": run_id, "command": "", "argv": "[]", "counts": None}
+
+
+def _json(text: Any) -> Any:
+    try:
+        return json.loads(text) if isinstance(text, str) and text else None
+    except ValueError:
+        return None
+
+
+def run_policy(run: Mapping[str, Any]) -> str:
+    """``one-shot`` or ``periodic``: the policy recorded in ``runs.counts`` (``{"policy":
+    {"one_shot": …}}``) when there is one, else the run's command line (the last of
+    ``--one-shot`` / ``--no-one-shot`` wins; neither: periodic).
+
+    >>> run_policy({"argv": '["audit", "citations/p.md", "--one-shot"]'})
+    'one-shot'
+    >>> run_policy({"argv": '["audit", "citations/"]'})
+    'periodic'
+    """
+    counts = _json(run.get("counts"))
+    policy = counts.get("policy") if isinstance(counts, dict) else None
+    if isinstance(policy, dict) and isinstance(policy.get("one_shot"), bool):
+        return ONE_SHOT if policy["one_shot"] else PERIODIC
+    one_shot = False
+    argv = _json(run.get("argv"))
+    for arg in argv if isinstance(argv, list) else []:
+        if arg == "--one-shot":
+            one_shot = True
+        elif arg == "--no-one-shot":
+            one_shot = False
+    return ONE_SHOT if one_shot else PERIODIC
+
+
+def previous_audit(
+    store: Store, current: int, policy: str
+) -> tuple[dict[str, Any] | None, tuple[tuple[int, str], ...]]:
+    """(the latest finished audit before ``current`` run with ``policy``, the (id, policy) of the
+    finished audits after it that had another policy — an editor's one-shot audit between two
+    periodic ones is not what the periodic audit compares with)."""
+    skipped: list[tuple[int, str]] = []
+    for run in store.db.query(
+        "SELECT * FROM runs WHERE command = 'audit' AND id < ? AND finished IS NOT NULL"
+        " ORDER BY id DESC",
+        [current],
+    ):
+        other = run_policy(run)
+        if other == policy:
+            return run, tuple(reversed(skipped))
+        skipped.append((int(run["id"]), other))
+    return None, tuple(reversed(skipped))
+
+
+@dataclass(frozen=True, slots=True)
+class _Then:
+    """A citation as of a past run."""
+
+    profile: str
+    line: int
+    column: int
+    cited_url: str
+    url: str
+    archived: bool
+    broken: bool
+    ignored: bool
+    label: str
+    """The verdict (``dead (unconfirmed)``…) or, for a cited archive link, its replay state."""
+
+
+def _keyed(items: Iterable[Any], key: Any) -> dict[tuple[str, str, int], Any]:
+    """Items by (profile, URL as cited, occurrence): a citation's identity across rescans (the
+    rows of a changed profile are replaced, and its lines may shift). ``items`` in document order."""
+    seen: Counter[tuple[str, str]] = Counter()
+    keyed = {}
+    for item in items:
+        base = key(item)
+        keyed[(*base, seen[base])] = item
+        seen[base] += 1
+    return keyed
+
+
+def citations_as_of(
+    store: Store,
+    run: Mapping[str, Any],
+    verdict_rows: Sequence[Mapping[str, Any]],
+    patterns: Sequence[str] = (),
+) -> dict[tuple[str, str, int], _Then]:
+    """Every checkable citation current at the end of ``run``, and whether it was broken then —
+    the rule of :meth:`Store.broken_citations` (what exit code 1 meant), applied to the history: the
+    citations scanned by then and not yet superseded, the verdicts and the replays recorded up to
+    that run, the ignore rules in force when it finished. The config's ``ignore`` globs are not
+    recorded per run: the current ones (``patterns``) are applied."""
+    rid = int(run["id"])
+    at = run.get("finished") or run.get("started") or ""
+    rows = store.query(
+        "SELECT ci.id, ci.url_id, ci.cited_url, ci.raw, ci.line, ci.col, ci.archived_timestamp,"
+        " p.path, u.url FROM citations ci JOIN profiles p ON p.id = ci.profile_id"
+        " JOIN urls u ON u.id = ci.url_id WHERE ci.scan_run <= ?"
+        " AND (ci.superseded_run IS NULL OR ci.superseded_run > ?)"
+        " ORDER BY p.path, ci.line, ci.col, ci.id",
+        [rid, rid],
+    )
+    states = states_as_of(verdict_rows, rid)
+    replays = (
+        replay_evidence(store, up_to_run=rid) if any(r["archived_timestamp"] for r in rows) else {}
+    )
+    rules: dict[str, str] = {}
+    for rule in store.db.query(
+        "SELECT url, reason FROM ignores WHERE created_at <= ?"
+        " AND (removed_at IS NULL OR removed_at > ?) ORDER BY id",
+        [at, at],
+    ):
+        rules[rule["url"]] = rule["reason"]
+    then: list[_Then] = []
+    for r in rows:
+        ignored = ignore_reason(r["url"], patterns, rules) is not None
+        timestamp = r["archived_timestamp"]
+        if timestamp:
+            decisive, _ = replays.get((r["url_id"], str(timestamp)), (None, None))
+            state = (replay_state(decisive) if decisive else None) or NOT_VERIFIED
+            broken, label = state in DOES_NOT_REPLAY, state
+        else:
+            verdict, confirmed = states.get(r["url_id"], (str(Verdict.UNCHECKED), True))
+            broken, label = verdict in BROKEN_VERDICTS, verdict_label(verdict, confirmed)
+        then.append(
+            _Then(
+                profile=r["path"],
+                line=r["line"],
+                column=r["col"] or 0,
+                cited_url=r["cited_url"] or r["raw"] or "",
+                url=r["url"],
+                archived=bool(timestamp),
+                broken=broken and not ignored,
+                ignored=ignored,
+                label=label,
+            )
+        )
+    return _keyed(then, lambda t: (t.profile, t.cited_url))
+
+
+def _shown(cited_url: str, url: str | None, archived: bool) -> str | None:
+    return cited_url if archived else url
+
+
+def _capture_label(state: str) -> str:
+    if state in REPLAYS:
+        return "replays"
+    return "does not replay" if state in DOES_NOT_REPLAY else "not verified"
+
+
+def citation_changes(
+    then: Mapping[tuple[str, str, int], _Then],
+    now: Mapping[tuple[str, str, int], CitationRecord],
+    previous_run: int,
+    removed_profiles: Mapping[str, int],
+) -> tuple[list[CitationChange], list[CitationChange]]:
+    """(newly broken, no longer broken) citations between the previous audit and now."""
+    newly: list[CitationChange] = []
+    for key, c in now.items():
+        if not c.broken:
+            continue
+        old = then.get(key)
+        if old is not None and old.broken:
+            continue
+        reason = c.broken_reason or "broken"
+        if old is None:
+            why, detail = NEWLY_CITED, f"not cited at audit run {previous_run}; {reason}"
+        elif old.ignored:
+            why, detail = UNIGNORED, f"ignored at audit run {previous_run}; {reason}"
+        elif c.archived_timestamp:
+            was = _capture_label(old.label)
+            why = NO_LONGER_REPLAYS
+            detail = f"the cited capture {was} at audit run {previous_run}; {reason}"
+        else:
+            why, detail = NOW_DEAD, f"was {old.label} at audit run {previous_run}; {reason}"
+        newly.append(
+            CitationChange(
+                c.profile,
+                c.line,
+                c.column,
+                c.cited_url,
+                _shown(c.cited_url, c.url, bool(c.archived_timestamp)),
+                why,
+                detail,
+            )
+        )
+    gone: list[CitationChange] = []
+    for key, old in then.items():
+        if not old.broken:
+            continue
+        c = now.get(key)
+        if c is not None and c.broken:
+            continue
+        was = (
+            f"the cited capture did not replay at audit run {previous_run}"
+            if old.archived
+            else f"was {old.label} at audit run {previous_run}"
+        )
+        if c is None:
+            removed_at = removed_profiles.get(old.profile)
+            if removed_at is not None:
+                why = PROFILE_REMOVED
+                detail = f"{was}; {old.profile} left the corpus (run {removed_at})"
+            else:
+                why = REMOVED
+                detail = f"{was}; no longer cited in {old.profile} (it was at line {old.line})"
+        elif c.ignored is not None:
+            why, detail = NOW_IGNORED, f"{was}; now ignored: {c.ignored}"
+        elif c.archived_timestamp and c.cited_capture is not None and c.cited_capture.replays:
+            why, detail = RECOVERED, f"{was}; now the cited capture {c.cited_capture.label()}"
+        elif not c.archived_timestamp and c.verdict in WORKING_VERDICTS:
+            why, detail = RECOVERED, f"{was}; now {c.verdict_label}"
+        else:
+            now_is = (
+                c.cited_capture.label()
+                if c.archived_timestamp and c.cited_capture
+                else c.verdict_label
+            )
+            why, detail = NO_LONGER_DEAD, f"{was}; now {now_is}"
+        line = c.line if c is not None else old.line
+        column = c.column if c is not None else old.column
+        gone.append(
+            CitationChange(
+                old.profile,
+                line,
+                column,
+                old.cited_url,
+                _shown(old.cited_url, old.url, old.archived),
+                why,
+                detail,
+            )
+        )
+    order = lambda ch: (ch.url or ch.cited_url, ch.profile, ch.line, ch.column)  # noqa: E731
+    return sorted(newly, key=order), sorted(gone, key=order)
+
+
+def _renamed_profiles(
+    profiles: Sequence[Mapping[str, Any]], paths_then: set[str], previous_run: int
+) -> dict[str, str]:
+    """old path → new path for each profile that left the corpus after ``previous_run`` while a
+    file with the same bytes (sha256) that was not in the corpus then is in it now: a rename."""
+    renamed: dict[str, str] = {}
+    for old in profiles:
+        if old["removed_run"] is None or old["removed_run"] <= previous_run:
+            continue
+        if old["path"] not in paths_then or not old["sha256"]:
+            continue
+        matches = [
+            p["path"]
+            for p in profiles
+            if p["removed_run"] is None
+            and p["sha256"] == old["sha256"]
+            and p["path"] not in paths_then
+            and p["path"] not in renamed.values()
+        ]
+        if len(matches) == 1:
+            renamed[old["path"]] = matches[0]
+    return renamed
+
+
+def _distinct(changes: Iterable[CitationChange], *why: str) -> tuple[str, ...]:
+    return tuple(sorted({c.url or c.cited_url for c in changes if not why or c.why in why}))
+
+
+def run_diff(
+    store: Store,
+    current: Mapping[str, Any] | None,
+    url_ids: Iterable[int],
+    records: Sequence[CitationRecord] = (),
+    patterns: Sequence[str] = (),
+    *,
+    one_shot: bool | None = None,
+    run_id: int | None = None,
+) -> RunDiff:
+    """What changed since the previous audit with the same policy as ``current`` (the reported
+    run): the broken citations (``records``, the current state) against those broken as of that
+    audit, and the verdicts of the currently cited URLs (``dead (unconfirmed)`` → ``dead``
+    included)."""
+    if current is None:
+        return RunDiff(run_id, None, None, (), (), ())
+    rid = int(current["id"])
+    policy = run_policy(current) if one_shot is None else (ONE_SHOT if one_shot else PERIODIC)
+    previous, skipped = previous_audit(store, rid, policy)
+    if previous is None:
+        return RunDiff(rid, None, None, (), (), (), policy=policy, not_compared=skipped)
+    pid = int(previous["id"])
     rows = _verdict_rows(store)
     urls = {r["url_id"]: r["url"] for r in rows}
-    before = verdicts_as_of(rows, int(previous["id"]))
-    after = verdicts_as_of(rows, current)
-    newly_broken, recovered, changes = [], [], []
+    before = states_as_of(rows, pid)
+    after = states_as_of(rows, None)  # now: what the citation records show
+    changes = []
     for url_id in sorted(set(url_ids), key=lambda i: urls.get(i, "")):
-        old = before.get(url_id, "unchecked")
-        new = after.get(url_id, "unchecked")
-        if old == new or url_id not in urls:
+        if url_id not in urls:
             continue
-        changes.append(VerdictChange(urls[url_id], old, new))
-        if new in BROKEN_VERDICTS and old not in BROKEN_VERDICTS:
-            newly_broken.append(urls[url_id])
-        elif old in BROKEN_VERDICTS and new in WORKING_VERDICTS:
-            recovered.append(urls[url_id])
+        old = verdict_label(*before.get(url_id, (str(Verdict.UNCHECKED), True)))
+        new = verdict_label(*after.get(url_id, (str(Verdict.UNCHECKED), True)))
+        if old != new:
+            changes.append(VerdictChange(urls[url_id], old, new))
+    then = citations_as_of(store, previous, rows, patterns)
+    profiles = store.query("SELECT path, sha256, removed_run FROM profiles")
+    removed_profiles = {
+        r["path"]: int(r["removed_run"]) for r in profiles if r["removed_run"] is not None
+    }
+    renamed = _renamed_profiles(profiles, {t.profile for t in then.values()}, pid)
+    if renamed:  # the same file under a new name: its citations are the same citations
+        then = {(renamed.get(k[0], k[0]), *k[1:]): t for k, t in then.items()}
+    now = _keyed((c for c in records if c.url is not None), lambda c: (c.profile, c.cited_url))
+    newly, gone = citation_changes(then, now, pid, removed_profiles)
     return RunDiff(
-        current,
-        int(previous["id"]),
+        rid,
+        pid,
         previous["started"],
-        tuple(newly_broken),
-        tuple(recovered),
+        _distinct(newly),
+        _distinct(gone, RECOVERED),
         tuple(changes),
+        newly_broken_citations=tuple(newly),
+        no_longer_broken=tuple(gone),
+        removed=_distinct(gone, REMOVED, PROFILE_REMOVED),
+        broken_before=sum(1 for t in then.values() if t.broken),
+        policy=policy,
+        not_compared=skipped,
     )
 
 
-def trend_series(store: Store, run_id: int | None = None) -> tuple[tuple[TrendPoint, ...], str]:
-    """Verdict counts per audit run (the last TREND_MAX_RUNS), over the URLs cited at that run.
+def interrupted_runs(
+    store: Store, current: Mapping[str, Any] | None, previous_run: int | None
+) -> tuple[RunInfo, ...]:
+    """Runs that never finished, after the previous audit (all of them without one), other than
+    the reported run: killed (``kill -9``, a crash, a reboot) or still going."""
+    rows = store.query(
+        "SELECT id, command, started FROM runs WHERE finished IS NULL AND id > ? AND id != ?"
+        " ORDER BY id",
+        [previous_run or 0, int(current["id"]) if current else -1],
+    )
+    return tuple(RunInfo(int(r["id"]), r["command"] or "", r["started"] or "") for r in rows)
 
-    Falls back to every run that changed a verdict when the database has no audit run yet.
+
+def network_info(
+    store: Store, current: Mapping[str, Any] | None, note: str | None = None
+) -> NetworkInfo | None:
+    """The network health of the reported run's check — or, when that run checked nothing (a
+    scan, an archive run), of the latest earlier run that did — with a one-line explanation when
+    it was not ok: ``note`` (the check's own words), else the one recorded in ``runs.counts``
+    (``network_note``), else one told from the run's probes."""
+    if current is None:
+        return None
+    run: Mapping[str, Any] | None = current
+    if not current.get("network"):
+        rows = store.query(
+            "SELECT * FROM runs WHERE id < ? AND finished IS NOT NULL"
+            " AND network IS NOT NULL AND network != '' ORDER BY id DESC LIMIT 1",
+            [int(current["id"])],
+        )
+        run, note = (rows[0] if rows else None), None
+    if run is None:
+        return None
+    health = str(run["network"])
+    if health == "ok":
+        return NetworkInfo(int(run["id"]), health, None)
+    counts = _json(run.get("counts"))
+    stored = counts.get("network_note") if isinstance(counts, dict) else None
+    return NetworkInfo(
+        int(run["id"]),
+        health,
+        note
+        or (stored if isinstance(stored, str) and stored else None)
+        or _network_explanation(store, int(run["id"]), health),
+    )
+
+
+def _network_explanation(store: Store, run_id: int, health: str) -> str:
+    outcomes = Counter(
+        r["outcome"]
+        for r in store.db.query("SELECT outcome FROM checks WHERE run_id = ?", [run_id])
+    )
+    failed = {o: n for o, n in outcomes.items() if o in CONNECTION_FAILURES}
+    total = sum(outcomes.values())
+    what = ", ".join(f"{o} {n}" for o, n in sorted(failed.items(), key=lambda kv: (-kv[1], kv[0])))
+    probes = f": {sum(failed.values())} of {total} probes got no answer ({what})" if failed else ""
+    if health == "offline":
+        return (
+            f"our own network was unavailable{probes}; nothing was judged — verdicts and last"
+            " checks are from earlier runs"
+        )
+    return (
+        f"our own network was degraded{probes}; connection failures were not counted against"
+        " the links"
+    )
+
+
+def network_dict(network: NetworkInfo | None) -> dict[str, Any] | None:
+    if network is None:
+        return None
+    return {
+        "run_id": network.run_id,
+        "health": network.health,
+        "explanation": network.explanation,
+        "label": network.label(),
+    }
+
+
+def trend_series(store: Store, run_id: int | None = None) -> tuple[tuple[TrendPoint, ...], str]:
+    """Verdict counts per finished audit run (the last TREND_MAX_RUNS, up to the reported run,
+    which is drawn even while it runs), over the URLs cited at that run.
+
+    Falls back to every run that changed a verdict when the database has no audit run yet. A run
+    that never finished (killed) is never drawn.
     """
     limit = reported_run(store, run_id)
     if limit is None:
@@ -925,8 +1476,8 @@ def trend_series(store: Store, run_id: int | None = None) -> tuple[tuple[TrendPo
         basis = "runs"
         runs = store.query(
             "SELECT id, started FROM runs WHERE id <= ? AND id IN (SELECT run_id FROM verdicts)"
-            " ORDER BY id",
-            [limit],
+            " AND (finished IS NOT NULL OR id = ?) ORDER BY id",
+            [limit, limit],
         )
     runs = runs[-TREND_MAX_RUNS:]
     if not runs:
@@ -1031,10 +1582,16 @@ def _summary(
         "archive_coverage": _rate(archived, len(url_ids)),
         "archived_urls": archived,
         "roles": roles,
+        "policy": diff.policy,
         "previous_run": diff.previous_run,
         "previous_run_started": diff.previous_started,
+        "audits_not_compared": [{"run_id": r, "policy": p} for r, p in diff.not_compared],
+        "broken_citations_before": diff.broken_before,
         "newly_broken": list(diff.newly_broken),
         "recovered": list(diff.recovered),
+        "removed": list(diff.removed),
+        "newly_broken_citations": [asdict(ch) for ch in diff.newly_broken_citations],
+        "no_longer_broken_citations": [asdict(ch) for ch in diff.no_longer_broken],
         "changes": [{"url": ch.url, "before": ch.before, "after": ch.after} for ch in diff.changes],
         "trend_basis": basis,
         "trend": [{"run_id": p.run_id, "started": p.started, "counts": p.counts} for p in trend],

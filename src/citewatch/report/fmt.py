@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from .data import DOES_NOT_REPLAY, NOT_VERIFIED, REPLAYS, CitationRecord
+from .data import (
+    DOES_NOT_REPLAY,
+    NOT_VERIFIED,
+    REPLAYS,
+    CitationRecord,
+    NetworkInfo,
+    RunDiff,
+    RunInfo,
+)
 
 
 def pct(value: float | None) -> str:
@@ -64,3 +72,55 @@ def archive_links_label(summary: dict[str, Any]) -> str:
         f"{states.get(NOT_VERIFIED, 0)} not verified" if states.get(NOT_VERIFIED) else "",
     ]
     return f"{total}: " + ", ".join(p for p in parts if p)
+
+
+def offline_attempt_label(c: CitationRecord) -> str:
+    """A probe newer than the last check, made while our own network was offline (no evidence)."""
+    if not c.offline_checked:
+        return ""
+    return (
+        f"a later probe ({c.offline_outcome or '?'} · {day(c.offline_checked)}) was made while"
+        " our own network was offline: not counted"
+    )
+
+
+def network_text(network: NetworkInfo | None) -> str:
+    """``Network: offline (run 4) — why`` for the top of the reports."""
+    if network is None:
+        return "Network: no run has checked the links yet."
+    text = f"Network: {network.health} (run {network.run_id})"
+    return text + (f" — {network.explanation}" if network.explanation else "") + "."
+
+
+def interrupted_text(run: RunInfo, reported: int | None) -> str:
+    """One line about a run that never finished."""
+    when = run.started[:19].replace("T", " ")
+    text = (
+        f"Run {run.run_id} ({run.command or 'run'}, started {when}) never finished: it was"
+        " interrupted (killed) or is still running."
+    )
+    if reported is not None and run.run_id > reported:
+        text += (
+            f" This report describes run {reported}, the last finished one; what run"
+            f" {run.run_id} recorded before it stopped is included."
+        )
+    return text
+
+
+def comparison_text(diff: RunDiff) -> str:
+    """``Run 10 (periodic) compared with audit run 8 (periodic, 2026-03-04)``."""
+    return (
+        f"Run {diff.run_id} ({diff.policy}) compared with audit run {diff.previous_run}"
+        f" ({diff.policy}, {day(diff.previous_started)})"
+    )
+
+
+def not_compared_text(diff: RunDiff) -> str:
+    """Audits since the previous one that had another policy, and why they are not compared."""
+    if not diff.not_compared:
+        return ""
+    runs = ", ".join(f"{rid} ({policy})" for rid, policy in diff.not_compared)
+    return (
+        f"Not compared: audit run{'s' if len(diff.not_compared) > 1 else ''} {runs} — an audit"
+        f" compares with the previous audit of the same policy ({diff.policy})."
+    )

@@ -22,7 +22,18 @@ import jinja2
 
 from .. import __version__
 from .data import VERDICT_ORDER, CitationRecord, ProfileGroup, ReportData
-from .fmt import archive_links_label, day, days_label, last_check_label, pct
+from .fmt import (
+    archive_links_label,
+    comparison_text,
+    day,
+    days_label,
+    interrupted_text,
+    last_check_label,
+    network_text,
+    not_compared_text,
+    offline_attempt_label,
+    pct,
+)
 from .safe import is_web_url
 from .svg import trend_chart
 
@@ -68,6 +79,7 @@ def environment() -> jinja2.Environment:
         pct=pct,
         last_check=last_check_label,
         archive_links=archive_links_label,
+        offline_attempt=offline_attempt_label,
     )
     script = (TEMPLATES / "report.js").read_text(encoding="utf-8")
     style = (TEMPLATES / "report.css").read_text(encoding="utf-8")
@@ -80,6 +92,10 @@ def environment() -> jinja2.Environment:
         verdict_rank=lambda v: VERDICT_ORDER.index(v) if v in VERDICT_ORDER else len(VERDICT_ORDER),
         verdicts_in=_verdicts_in,
         roles_in=_roles_in,
+        network_text=network_text,
+        interrupted_text=interrupted_text,
+        comparison_text=comparison_text,
+        not_compared_text=not_compared_text,
     )
     return env
 

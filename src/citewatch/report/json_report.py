@@ -59,7 +59,10 @@ def report_json(data: ReportData) -> str:
         "format_version": FORMAT_VERSION,
         "generated_at": data.generated_at,
         "run_id": data.run_id,
-        "summary": data.summary,
+        # The network health of the reported run, up front: an offline run judged nothing.
+        "network": data.summary.get("network"),
+        "interrupted_runs": data.summary.get("interrupted_runs", []),
+        "summary": data.summary,  # last: the text is reopened after it, below
     }
     text = json.dumps(head, ensure_ascii=False, indent=2)[:-2]  # reopen the object after "summary"
 

@@ -9,8 +9,31 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .data import VERDICT_ORDER, CitationRecord, ProfileGroup, ReportData
-from .fmt import archive_links_label, day, days_label, last_check_label, pct, since_label
+from .data import (
+    NO_LONGER_DEAD,
+    NOW_IGNORED,
+    PROFILE_REMOVED,
+    RECOVERED,
+    REMOVED,
+    VERDICT_ORDER,
+    CitationChange,
+    CitationRecord,
+    ProfileGroup,
+    ReportData,
+)
+from .fmt import (
+    archive_links_label,
+    comparison_text,
+    day,
+    days_label,
+    interrupted_text,
+    last_check_label,
+    network_text,
+    not_compared_text,
+    offline_attempt_label,
+    pct,
+    since_label,
+)
 from .safe import md_code, md_link, md_text, md_url
 
 
@@ -84,6 +107,8 @@ def citation_details(index: int, c: CitationRecord) -> list[str]:
         last += f" → final URL {md_url(c.last_final_url)}"
     if c.last_error:
         last += f" ({md_text(c.last_error)})"
+    if c.offline_checked:
+        last += f" — {md_text(offline_attempt_label(c))}"
     items.append(("Last check", last))
     if c.moved_to:
         items.append(("Moved to", md_url(c.moved_to)))
@@ -119,6 +144,7 @@ def profile_markdown(group: ProfileGroup, data: ReportData) -> str:
         + " · [corpus summary](index.md)",
         "",
     ]
+    lines += _run_notes(data, quiet_when_ok=True)
     lines += [
         f"**{len(group.citations)} citations** ({group.sources} sources): "
         f"{_verdict_counts(group.by_verdict)}. **{group.broken} broken.**",
@@ -181,6 +207,81 @@ def profile_markdown(group: ProfileGroup, data: ReportData) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _run_notes(data: ReportData, quiet_when_ok: bool = False) -> list[str]:
+    """The network health of the reported run (bold unless ok) and the runs that never finished."""
+    lines: list[str] = []
+    network = data.network
+    if not (quiet_when_ok and (network is None or network.health == "ok")):
+        text = md_text(network_text(network))
+        if network is not None and network.health != "ok":
+            head, _, rest = text.partition(" — ")
+            text = f"**{head}**" + (f" — {rest}" if rest else "")
+        lines += [text, ""]
+    for run in data.interrupted:
+        lines += [f"**{md_text(interrupted_text(run, data.run_id))}**", ""]
+    return lines
+
+
+def _change_table(changes: tuple[CitationChange, ...] | list[CitationChange]) -> list[str]:
+    if not changes:
+        return ["- none"]
+    return _table(
+        ["where", "URL", "why", "detail"],
+        [
+            [md_code(ch.location), md_url(ch.url or ch.cited_url), ch.why, md_text(ch.detail)]
+            for ch in changes
+        ],
+    )
+
+
+def _since_previous_audit(data: ReportData) -> list[str]:
+    diff = data.diff
+    lines = ["## Since the previous audit", ""]
+    if diff.previous_run is None:
+        lines += [
+            f"No earlier {diff.policy} audit in this database: nothing to compare with yet.",
+            "",
+        ]
+        if not_compared_text(diff):
+            lines += [md_text(not_compared_text(diff)), ""]
+        return lines
+    gone = diff.no_longer_broken
+    recovered = [c for c in gone if c.why == RECOVERED]
+    removed = [c for c in gone if c.why in (REMOVED, PROFILE_REMOVED)]
+    lines += [
+        f"{md_text(comparison_text(diff))}: **{len(diff.newly_broken_citations)} newly broken**, "
+        f"**{len(recovered)} recovered**, **{len(removed)} removed**"
+        + (f", {diff.count(NOW_IGNORED)} ignored" if diff.count(NOW_IGNORED) else "")
+        + (f", {diff.count(NO_LONGER_DEAD)} no longer dead" if diff.count(NO_LONGER_DEAD) else "")
+        + f" (citations); {len(diff.changes)} verdict changes (URLs). "
+        f"Broken citations: {diff.broken_before} at audit run {diff.previous_run}, "
+        f"{data.summary['broken_citations']} now.",
+        "",
+    ]
+    if not_compared_text(diff):
+        lines += [md_text(not_compared_text(diff)), ""]
+    sections = [
+        ("Newly broken", diff.newly_broken_citations, True),
+        ("Recovered", recovered, True),
+        ("Removed", removed, True),
+        ("Ignored", [c for c in gone if c.why == NOW_IGNORED], False),
+        ("No longer dead", [c for c in gone if c.why == NO_LONGER_DEAD], False),
+    ]
+    for title, changes, always in sections:
+        if changes or always:
+            lines += [f"### {title} ({len(changes)})", ""]
+            lines += _change_table(changes)
+            lines.append("")
+    if diff.changes:
+        lines += [f"### All verdict changes ({len(diff.changes)})", ""]
+        lines += _table(
+            ["URL", "before", "after"],
+            [[md_url(ch.url), md_text(ch.before), md_text(ch.after)] for ch in diff.changes],
+        )
+        lines.append("")
+    return lines
+
+
 def index_markdown(data: ReportData, chart: str | None = "trend.svg") -> str:
     """The corpus summary; ``chart`` is the relative path of the trend SVG, if one was written."""
     s = data.summary
@@ -190,13 +291,21 @@ def index_markdown(data: ReportData, chart: str | None = "trend.svg") -> str:
         + (f" from run {data.run_id}" if data.run_id is not None else "")
         + ".",
         "",
-        "## Summary",
-        "",
     ]
+    lines += _run_notes(data)
+    lines += ["## Summary", ""]
     rot = s["link_rot"]
     lines += _table(
         ["measure", "value"],
         [
+            [
+                "network",
+                md_text(
+                    f"{data.network.health} (run {data.network.run_id})"
+                    if data.network
+                    else "not checked yet"
+                ),
+            ],
             ["profiles", str(s["profiles"])],
             ["citations", f"{s['citations']} ({s['skipped_citations']} not checkable)"],
             ["distinct URLs", str(s["urls"])],
@@ -236,28 +345,7 @@ def index_markdown(data: ReportData, chart: str | None = "trend.svg") -> str:
             for role, r in s["roles"].items()
         ],
     )
-    lines += ["", "## Since the previous audit", ""]
-    diff = data.diff
-    if diff.previous_run is None:
-        lines += ["No earlier audit in this database: nothing to compare with yet.", ""]
-    else:
-        lines += [
-            f"Run {diff.run_id} compared with audit run {diff.previous_run} "
-            f"({day(diff.previous_started)}): **{len(diff.newly_broken)} newly broken**, "
-            f"**{len(diff.recovered)} recovered**, {len(diff.changes)} verdict changes.",
-            "",
-        ]
-        for title, urls in (("Newly broken", diff.newly_broken), ("Recovered", diff.recovered)):
-            lines += [f"### {title} ({len(urls)})", ""]
-            lines += [f"- {md_url(u)}" for u in urls] or ["- none"]
-            lines.append("")
-        if diff.changes:
-            lines += ["### All verdict changes", ""]
-            lines += _table(
-                ["URL", "before", "after"],
-                [[md_url(ch.url), ch.before, ch.after] for ch in diff.changes],
-            )
-            lines.append("")
+    lines += [""] + _since_previous_audit(data)
     basis = "audit run" if data.trend_basis == "audit" else "run that changed a verdict"
     lines += ["## Trend", "", f"Distinct cited URLs by verdict, per {basis}.", ""]
     if chart and data.trend:
