@@ -168,6 +168,9 @@ def test_two_audits_report_what_broke_and_what_recovered(world):
     assert doc2["summary"]["previous_run"] == doc1["run"]["id"]
     assert "https://news.test/dies" in doc2["summary"]["newly_broken"]
     assert "http://news.test/recovers" in doc2["summary"]["recovered"]
+    # exit 1 says what is broken in the audit's JSON too, as check --json does
+    assert "https://news.test/dies" in {item["url"] for item in doc2["check"]["broken"]}
+    assert len(doc2["check"]["broken"]) == doc2["summary"]["broken_citations"]
 
     # The index carries the run-to-run diff in plain Markdown too.
     index_md = (world["tmp"] / "reports" / "index.md").read_text(encoding="utf-8")
@@ -365,6 +368,20 @@ def test_the_periodic_audit_reports_broken_citations_that_come_and_go(world):
     index = (world["tmp"] / "reports" / "index.md").read_text(encoding="utf-8")
     assert "**1 newly broken**, **0 recovered**, **1 removed**" in index
     assert f"Not compared: audit run {editor_run} (one-shot)" in index
+
+    # The cron mail (human output) names each citation that changed, and why.
+    second_profile.write_text(SECOND, encoding="utf-8")
+    human = citewatch(
+        "audit", str(world["corpus"]), "--all", "--confirm-failures", "1", "--confirm-span", "0",
+        *world["args"], cwd=world["tmp"],
+    )  # fmt: skip
+    assert human.returncode == 1, human.stderr
+    assert (
+        f"since the previous audit (run {doc3['run']['id']}), citations: 1 newly broken, "
+        "0 no longer broken" in human.stdout
+    )
+    assert "  newly broken: http://news.test/recovers (" in human.stdout
+    assert "second.md:8, newly cited)" in human.stdout
 
 
 def test_reports_of_an_offline_audit_say_it_was_offline(world):

@@ -955,7 +955,14 @@ def audit(
         else:
             reporter.note("archive step skipped: the network is unavailable")
         reporter.stage("reports", None)
-        report_data = gather(store, run_id, settings.wayback_url, settings.ignore)
+        report_data = gather(
+            store,
+            run_id,
+            settings.wayback_url,
+            settings.ignore,
+            one_shot=settings.one_shot,
+            network_note=checked.message,
+        )
         try:
             written = write_reports(store, Path(settings.out), chosen, data=report_data)
         except OSError as exc:  # everything observed is stored; only the reports are missing
@@ -964,6 +971,9 @@ def audit(
     finally:
         reporter.close()
     counts = {"scan": scan_counts, "verdicts": checked.summary}
+    counts["policy"] = {"one_shot": settings.one_shot}  # which audits a later one compares with
+    if checked.message:
+        counts["network_note"] = checked.message
     if archived is not None:
         counts["archive"] = archived.summary
     store.finish_run(
@@ -1022,15 +1032,21 @@ def print_audit_summary(
         f"network {checked.network}; archive {archived.archive if archived else 'skipped'}",
         f"link rot {pct(summary.get('link_rot_rate'))}; archive coverage {pct(summary.get('archive_coverage'))}",
     ]
-    newly_broken = summary.get("newly_broken") or []
-    recovered = summary.get("recovered") or []
+    network = summary.get("network") or {}
+    if network.get("health") not in (None, "ok") and network.get("explanation"):
+        lines.append(f"network {network['health']}: {network['explanation']}")
+    newly_broken = summary.get("newly_broken_citations") or []
+    no_longer = summary.get("no_longer_broken_citations") or []
     if summary.get("previous_run") is not None:
         lines.append(
-            f"since the previous audit (run {summary['previous_run']}): "
-            f"{len(newly_broken)} newly broken, {len(recovered)} recovered"
+            f"since the previous audit (run {summary['previous_run']}), citations: "
+            f"{len(newly_broken)} newly broken, {len(no_longer)} no longer broken"
         )
-        lines += [f"  newly broken: {u}" for u in newly_broken]
-        lines += [f"  recovered:    {u}" for u in recovered]
+        for label, changes in (("newly broken", newly_broken), ("no longer broken", no_longer)):
+            lines += [
+                f"  {label}: {c['url'] or c['cited_url']} ({c['profile']}:{c['line']}, {c['why']})"
+                for c in changes
+            ]
     else:
         lines.append("first audit of this database: nothing to compare with yet")
     lines.append(f"reports: {files} files in {out_dir}/ (open {out_dir}/index.html)")
