@@ -19,7 +19,9 @@ from typing import Any
 
 import pytest
 from support.simwayback import (  # noqa: F401 - make_simwayback is a fixture
+    FIELDS,
     Capture,
+    Scripted,
     SimWayback,
     SpnPlan,
     make_simwayback,
@@ -986,3 +988,161 @@ def test_verify_rejects_soft_404_captures_and_falls_back(
     again = archive(store, settings)
     assert len(wayback.requests("replay")) == replays  # recent checks are reused
     assert best_ts(by_url(again)[en]) == "20190101000000"
+
+
+# -- answers that break the rules ---------------------------------------------------------------
+def test_lone_surrogates_in_archive_json_are_stored_replaced_and_the_run_goes_on(
+    make_simwayback: Make, store: Store
+) -> None:
+    """JSON allows ``"\\udcff"``, a lone surrogate escape that decodes to a string SQLite refuses
+    to store. A CDX row, an availability answer and a Save Page Now job and status holding one are
+    stored with U+FFFD in its place; nothing crashes and every other URL is done as usual."""
+    cdx_odd, avail_odd, save_odd, fine = (
+        f"http://{name}.test/page" for name in ("cdx-odd", "avail-odd", "save-odd", "fine")
+    )
+    rows = [list(FIELDS), ["test,cdx-odd)/page", "20200101000000", cdx_odd, "text/html\udcff"]]
+    rows[1] += ["200", "DIGEST\udcff", "1234"]
+    closest = {
+        "status": "200",
+        "available": True,
+        "url": f"http://web.archive.org/web/20190101000000/{avail_odd}?q=\udcff",
+        "timestamp": "20190101000000",
+    }
+    job = "spn2-\udcff"
+    busy = Scripted(500, b"busy", when="avail-odd.test")
+    wayback = make_simwayback(
+        {url: [Capture("20190101000000")] for url in (avail_odd, save_odd, fine)},
+        script={
+            "cdx": [Scripted(200, json.dumps(rows), when="cdx-odd.test"), busy, busy, busy],
+            "availability": [
+                Scripted(200, json.dumps({"archived_snapshots": {"closest": closest}}))
+            ],
+            "save": [
+                Scripted(
+                    200, json.dumps({"job_id": job, "message": "queued \udcff"}), when="save-odd"
+                )
+            ],
+            "status": [
+                Scripted(
+                    200,
+                    json.dumps({"status": "success", "job_id": job, "timestamp": RECENT}),
+                    when="spn2-\ufffd",
+                )
+            ],
+        },
+    )
+    seed(store, [cite(url) for url in (cdx_odd, avail_odd, save_odd, fine)])
+    result = archive(store, wayback_settings(wayback, retries=2))
+
+    assert result.archive == "ok" and result.message is None
+    items = by_url(result)
+    assert all(items[url]["lookup"] == "found" for url in (cdx_odd, avail_odd, save_odd, fine))
+    assert result.summary["lookup_errors"] == 0 and result.summary["saves_succeeded"] == 4
+    listed = store.query(
+        "SELECT s.* FROM snapshots s JOIN urls u ON u.id = s.url_id"
+        " WHERE u.url = ? AND s.timestamp = '20200101000000'",
+        [cdx_odd],
+    )
+    assert [(r["mimetype"], r["digest"]) for r in listed] == [("text/html\ufffd", "DIGEST\ufffd")]
+    assert best_ts(items[cdx_odd]) == "20200101000000"
+    assert any(
+        r["original"] == f"{avail_odd}?q=\ufffd"
+        for r in store.query("SELECT original FROM snapshots WHERE original LIKE '%avail-odd%'")
+    )
+    capture = store.query(
+        "SELECT c.* FROM captures c JOIN urls u ON u.id = c.url_id WHERE u.url = ?", [save_odd]
+    )[0]
+    assert (capture["job_id"], capture["status"], capture["timestamp"]) == (
+        "spn2-\ufffd",
+        "success",
+        RECENT,
+    )
+    assert items[save_odd]["save"]["job_id"] == "spn2-\ufffd"
+    assert any(h.raw_target == "/save/status/spn2-%EF%BF%BD" for h in wayback.requests("status"))
+    assert best_ts(items[fine]) == "20190101000000" and items[fine]["save"]["status"] == "success"
+    assert not wayback.errors
+
+
+def _bad_redirect(url: str) -> Scripted:
+    """A replay redirect whose Location holds a control byte: httpx refuses the whole answer."""
+    location = f"/web/20200101000000id_/{url}?next=\x01"
+    return Scripted(302, b"", [("Location", location)], "text/html", when=url)
+
+
+def test_a_malformed_redirect_is_an_error_for_that_replay_not_an_unreachable_archive(
+    make_simwayback: Make, store: Store
+) -> None:
+    """A replay answered with a Location header httpx refuses (a control byte) is an answer: an
+    error for that replay, recorded and retried like a 5xx — never a connection failure. Two in
+    a row used to mark the whole archive unreachable and stop the run."""
+    base = "http://cited.test/"
+    bad_one, bad_two, good = base + "a-bad", base + "b-bad", base + "c-good"
+    wayback = make_simwayback(
+        {url: [Capture("20200101000000")] for url in (bad_one, bad_two, good)},
+        script={"replay": [_bad_redirect(bad_one)] * 3 + [_bad_redirect(bad_two)] * 3},
+    )
+    seed(
+        store,
+        [
+            cite(
+                f"https://web.archive.org/web/20200101000000/{url}",
+                archived=("20200101000000", url),
+            )
+            for url in (bad_one, bad_two, good)
+        ],
+    )
+    result = archive(store, wayback_settings(wayback, save=False, retries=2))
+
+    assert result.archive == "ok" and result.message is None
+    assert result.summary["cited_failed"] == 2 and result.summary["cited_verified"] == 1
+    items = by_url(result)
+    for url in (bad_one, bad_two):
+        cited = items[url]["cited_snapshot"]
+        assert cited["status"] == "error"
+        assert "malformed answer from the archive" in cited["error"]
+        assert "RemoteProtocolError" in cited["error"]
+    assert items[good]["cited_snapshot"]["status"] == "verified"
+    checks = store.query(
+        "SELECT u.url, c.* FROM snapshot_checks c JOIN urls u ON u.id = c.url_id ORDER BY c.id"
+    )
+    errors = {r["url"]: r for r in checks if r["error"]}
+    assert set(errors) == {bad_one, bad_two}
+    assert all(r["status"] is None and r["memento_datetime"] is None for r in errors.values())
+    assert all(best_ts(items[url]) == "20200101000000" for url in (bad_one, bad_two, good))
+    replays = [h.raw_target for h in wayback.requests("replay")]
+    assert sum(bad_one in t for t in replays) == 3  # retried like a 5xx: 1 + 2 retries
+    assert store.run(result.run_id)["archive"] == "ok"
+
+
+def test_a_malformed_answer_to_the_first_request_is_not_an_unreachable_archive(
+    make_simwayback: Make, store: Store
+) -> None:
+    """The very first answer of a run breaks HTTP (a header line with a NUL byte, which h11
+    refuses), from CDX and then from the availability fallback: that URL's lookup is an error
+    saying so, and the run goes on with the others — the archive answered, so it is not
+    unreachable."""
+    odd, fine = "http://a-odd.test/page", "http://b-fine.test/page"
+    broken = Scripted(200, b"[]", [("X-Archive-Note", "bad\x00byte")], when="a-odd.test")
+    wayback = make_simwayback(
+        {url: [Capture("20190101000000")] for url in (odd, fine)},
+        script={"cdx": [broken] * 3, "availability": [broken] * 3},
+    )
+    seed(store, [cite(odd), cite(fine)])
+    result = archive(store, wayback_settings(wayback, save=False, retries=2))
+
+    assert result.archive == "ok" and result.message is None
+    items = by_url(result)
+    assert items[odd]["lookup"] == "error"
+    assert "malformed answer from the archive" in items[odd]["lookup_error"]
+    assert items[fine]["lookup"] == "found" and best_ts(items[fine]) == "20190101000000"
+    assert result.summary["lookup_errors"] == 1 and result.summary["not_looked_up"] == 0
+    lookups = {
+        r["url"]: r
+        for r in store.query(
+            "SELECT u.url, l.* FROM archive_lookups l JOIN urls u ON u.id = l.url_id"
+        )
+    }
+    assert lookups[odd]["result"] == "error"
+    assert "malformed answer from the archive" in lookups[odd]["error"]
+    assert lookups[fine]["result"] == "found"
+    assert store.run(result.run_id)["archive"] == "ok"

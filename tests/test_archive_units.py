@@ -37,6 +37,7 @@ from citewatch.archive.gateway import (
     Endpoints,
     Family,
     Gateway,
+    GatewayTuning,
     KeyFilter,
     RateLimiter,
 )
@@ -558,10 +559,16 @@ def test_the_key_filter_hides_a_key_cut_short() -> None:
     assert KeyFilter(None).body(b"AKEY", cut=True) == b"AKEY"
 
 
-def _gateway(handler: Callable[[httpx.Request], httpx.Response]) -> Gateway:
-    """A gateway with keys, answered by ``handler`` (no retries, no waiting)."""
+def _gateway(handler: Callable[[httpx.Request], httpx.Response], *, fast: bool = False) -> Gateway:
+    """A gateway with keys, answered by ``handler`` (no retries, no waiting); ``fast``: no pacing
+    either, at an archive origin of its own (limiters are shared per origin)."""
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    return Gateway(Settings(retries=0, backoff=0), keys=("AKEY1234", "SKEY5678"), client=client)
+    if not fast:
+        settings = Settings(retries=0, backoff=0)
+        return Gateway(settings, keys=("AKEY1234", "SKEY5678"), client=client)
+    settings = Settings(retries=0, backoff=0, wayback_url="https://fast.archive.test")
+    tuning = GatewayTuning(rates=dict.fromkeys(Family, 60_000.0))
+    return Gateway(settings, keys=("AKEY1234", "SKEY5678"), client=client, tuning=tuning)
 
 
 def test_a_body_cut_at_its_cap_never_shows_part_of_a_key() -> None:
@@ -660,3 +667,168 @@ def test_odd_bytes_in_an_archive_answer_never_raise() -> None:
         return str(undecodable.value)
 
     assert "undecodable" in asyncio.run(run())
+
+
+# -- answers that break the rules ---------------------------------------------------------------
+def test_lone_surrogate_escapes_in_json_come_back_as_replacement_characters() -> None:
+    """``"\\udcff"`` decodes to a string SQLite refuses to store and ``quote`` refuses to put in
+    a URL; every JSON decode of the archive layer replaces it with U+FFFD, keys included."""
+    from citewatch.archive.decode import clean_text, loads
+
+    data = loads(b'{"k\\udcff": ["x\\udcff", {"y": "\\ud83d"}], "pair": "\\ud83d\\ude00", "n": 1}')
+    assert data == {"k\ufffd": ["x\ufffd", {"y": "\ufffd"}], "pair": "\U0001f600", "n": 1}
+    assert loads(b'["\xed\xb3\xbf"]') == ["\ufffd"]  # raw surrogate bytes: json lets them in
+    plain = "caf\u00e9"
+    assert clean_text(plain) is plain
+    for deep in (b"[" * 100_000 + b"]" * 100_000, b"[" * 40 + b"]" * 40):
+        with pytest.raises(ValueError):
+            loads(deep)
+
+    body = json.dumps([HEADER, row("20200101000000", digest="D\udcff"), [], ["key\udcff+1"]])
+    page = parse_page(body)
+    assert page.rows[0].digest == "D\ufffd" and page.resume_key == "key\ufffd+1"
+    query = CdxQuery(url="example.com/a").next_page(page.resume_key)
+    assert "resumeKey" in query.params()  # a key that can go in a URL
+    with pytest.raises(CdxFormatError):
+        parse_page(b"[" * 100_000)
+    answer = {
+        "archived_snapshots": {
+            "closest": {
+                "available": True,
+                "status": "200",
+                "timestamp": "20200101000000",
+                "url": "http://web.archive.org/web/20200101000000/http://a.test/\udcff",
+            }
+        }
+    }
+    found = parse_available(loads(json.dumps(answer)))
+    assert found is not None and found.original == "http://a.test/\ufffd"
+    assert parse_available({"archived_snapshots": ["odd"]}) is None  # not a dict: no capture
+
+
+def test_capture_timestamps_must_be_fourteen_ascii_digits_of_a_real_moment() -> None:
+    """waybackpy's check (``strptime``) takes 13 digits read as 2020-1-31, or other digits than
+    ASCII ones: stored, such a timestamp broke the best-snapshot rule later."""
+    from citewatch.archive.cdx import is_capture_timestamp
+
+    assert is_capture_timestamp("20200131010101")
+    for odd in ("2020131010101", "20201310101010", "20200230000000", "00000101000000"):
+        assert not is_capture_timestamp(odd), odd
+    assert not is_capture_timestamp("\u0662" * 14) and not is_capture_timestamp("\u00b2" * 14)
+    page = parse_page(json.dumps([HEADER, row("2020131010101"), row("20200101000000")]))
+    assert [r.timestamp for r in page.rows] == ["20200101000000"] and page.malformed == 1
+    closest = {"available": True, "status": "200", "timestamp": "\u00b2" * 14, "url": "x"}
+    assert parse_available({"archived_snapshots": {"closest": closest}}) is None
+
+
+def test_breaker_a_malformed_answer_is_no_connection_failure() -> None:
+    breaker = Breaker(max_consecutive_429=2)
+    breaker.malformed(Family.CDX)  # the first answer of the run: the archive is there
+    breaker.connection_failed(Family.CDX, "timeout", final=True)
+    assert not breaker.open
+    breaker.answered(Family.CDX, 429)
+    breaker.malformed(Family.CDX)  # says nothing about the rate limit: the 429 run goes on
+    breaker.answered(Family.CDX, 429)
+    assert breaker.state is ArchiveState.RATE_LIMITED
+
+
+def test_a_malformed_answer_is_an_error_for_the_request_not_an_unreachable_archive() -> None:
+    """httpx refuses an answer whose Location is no URL (a control byte) or whose header line
+    holds a NUL, with ``RemoteProtocolError``: the archive answered, so that request failed —
+    the breaker stays closed even on the run's first request. A connection closed without an
+    answer is still a connection failure."""
+    from citewatch.archive.gateway import ArchiveStopped, malformed_answer
+
+    bad = "Invalid URL in location header: Invalid non-printable ASCII character in URL, '\\x01'"
+    disconnected = "Server disconnected without sending a response."
+    assert malformed_answer(httpx.RemoteProtocolError(bad))
+    assert malformed_answer(httpx.RemoteProtocolError("illegal header line: b'X: \\x00'"))
+    assert not malformed_answer(httpx.RemoteProtocolError(disconnected))
+    assert not malformed_answer(httpx.ReadTimeout("timed out"))
+
+    def handler(message: str) -> Callable[[httpx.Request], httpx.Response]:
+        def answer(request: httpx.Request) -> httpx.Response:
+            raise httpx.RemoteProtocolError(message, request=request)
+
+        return answer
+
+    async def run(message: str) -> tuple[BaseException, Gateway]:
+        async with _gateway(handler(message), fast=True) as gateway:
+            with pytest.raises((ArchiveRequestError, ArchiveStopped)) as caught:
+                await gateway.get(Family.REPLAY, gateway.endpoints.replay("2020", "http://a/"))
+        return caught.value, gateway
+
+    error, gateway = asyncio.run(run(bad))
+    assert isinstance(error, ArchiveRequestError) and not gateway.breaker.open
+    assert str(error).startswith("malformed answer from the archive: RemoteProtocolError: Invalid")
+    stopped, gateway = asyncio.run(run(disconnected))
+    assert isinstance(stopped, ArchiveStopped) and gateway.breaker.state is ArchiveState.UNREACHABLE
+
+
+def test_a_url_citewatch_cannot_request_is_an_error_for_that_url_only() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:  # pragma: no cover - never reached
+        raise AssertionError("nothing is sent")
+
+    async def run() -> Gateway:
+        async with _gateway(handler, fast=True) as gateway:
+            with pytest.raises(ArchiveRequestError, match="not a URL citewatch can request"):
+                await gateway.get(
+                    Family.REPLAY, "https://web.archive.org/web/2020id_/http://a/\x01"
+                )
+        return gateway
+
+    assert not asyncio.run(run()).breaker.open
+
+
+def test_save_page_now_answers_with_surrogates_or_an_invalid_timestamp() -> None:
+    """A job id with a lone surrogate escape becomes one that can be stored and polled; a
+    "success" whose timestamp is no capture timestamp is stored with none (never a snapshot)."""
+    from citewatch.archive.spn import status, submit
+
+    answers = {
+        "/save": '{"job_id": "spn2-\\udcff", "message": "queued \\udcff"}',
+        "/save/status/spn2-%EF%BF%BD": '{"status": "success", "timestamp": "2020131010101"}',
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=answers[request.url.raw_path.decode()].encode())
+
+    async def run() -> tuple[Any, Any]:
+        async with _gateway(handler, fast=True) as gateway:
+            submitted = await submit(gateway, "http://u.test/")
+            return submitted, await status(gateway, str(submitted.job_id))
+
+    submitted, polled = asyncio.run(run())
+    assert (submitted.status, submitted.job_id, submitted.message) == (
+        "pending",
+        "spn2-\ufffd",
+        "queued \ufffd",
+    )
+    assert (polled.status, polled.timestamp) == ("success", None)
+    assert "invalid timestamp" in (polled.message or "")
+
+
+def test_a_replay_with_an_unjoinable_redirect_or_a_surrogate_text_is_an_answer() -> None:
+    """A redirect to a URL httpx cannot parse (``http://[::1``, a bad port: printable, yet httpx
+    refuses the answer) is an error for that replay, saying why; a capture whose charset (UTF-7)
+    spells a lone surrogate is read with U+FFFD in its place (the checker's sample would not
+    encode)."""
+    from citewatch.archive.replay import replay
+
+    memento = {"Memento-Datetime": "Tue, 17 Oct 2017 23:08:58 GMT"}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if "redirect.test" in str(request.url):
+            return httpx.Response(302, headers={"Location": "http://[::1"})
+        headers = {**memento, "Content-Type": "text/plain; charset=utf-7"}
+        return httpx.Response(200, headers=headers, content=b"An article +3P8- " + b"words " * 50)
+
+    async def run(original: str) -> Any:
+        async with _gateway(handler, fast=True) as gateway:
+            return await replay(gateway, "20171017230858", original)
+
+    redirected = asyncio.run(run("http://redirect.test/"))
+    assert redirected.outcome == "error" and redirected.memento is None
+    assert "Invalid URL in location header: Invalid port" in (redirected.error or "")
+    text = asyncio.run(run("http://utf7.test/"))
+    assert text.outcome == "verified" and "An article \ufffd words" in (text.text_sample or "")

@@ -27,6 +27,11 @@ HTML page and no Retry-After, like archive.org; ``script={"cdx": [429, 503]}`` a
 requests of a family with those statuses first. Families: ``cdx`` (CDX and TimeMap),
 ``availability``, ``save``, ``status``, ``replay``.
 
+Answers no well-behaved server sends: a :class:`Scripted` entry in ``script`` is sent as given —
+any status, body and headers, a header value with a control byte (``Location: /web/…\x01``, which
+httpx refuses) or JSON with a lone surrogate escape (``"\udcff"``) — optionally only to the next
+request whose target or form contains ``when`` (e.g. one URL's lookup or replay).
+
 A careless archive: ``echo="…"`` repeats that text in an ``X-Echo`` header of every answer and in
 every error it sends (the body of an HTTP error, the ``message`` of a JSON error, SPN's
 error-as-200 included), and ``SpnPlan(echo_auth=True)`` repeats the request's Authorization header
@@ -133,6 +138,20 @@ class SpnPlan:
 
 
 @dataclass
+class Scripted:
+    """One answer sent as given, in ``script`` (see the module docstring)."""
+
+    status: int = 200
+    body: bytes | str = b""
+    """A ``str`` is sent UTF-8 encoded (``json.dumps`` writes a lone surrogate as ``\\udcff``)."""
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    """Sent as written: a control byte stays one."""
+    content_type: str = "application/json"
+    when: str | None = None
+    """Only for a request whose raw target or form holds this text (None: the next request)."""
+
+
+@dataclass
 class Hit:
     """One request the simulated archive saw."""
 
@@ -145,6 +164,7 @@ class Hit:
     authorization: str | None = None
     form: dict[str, list[str]] = field(default_factory=dict)
     raw_target: str = ""
+    raw_form: str = ""
 
 
 @dataclass
@@ -207,7 +227,7 @@ class SimWayback(BackgroundServer):
         *,
         blocked: Iterable[str] = (),
         limits: dict[str, tuple[int, float]] | None = None,
-        script: dict[str, list[int]] | None = None,
+        script: dict[str, list[int | Scripted]] | None = None,
         spn: dict[str, SpnPlan] | None = None,
         resolve_revisits: bool = True,
         tls: bool = False,
@@ -325,6 +345,7 @@ class SimWayback(BackgroundServer):
             authorization=headers.get("authorization"),
             form=parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True),
             raw_target=target,
+            raw_form=body.decode("utf-8", "replace"),
         )
         with self._lock:
             self.hits.append(hit)
@@ -359,9 +380,16 @@ class SimWayback(BackgroundServer):
         return "other"
 
     def _limited(self, hit: Hit) -> _Reply | None:
-        queued = self.script.get(hit.family)
-        if queued:
-            status = queued.pop(0)
+        queued = self.script.get(hit.family) or []
+        for index, entry in enumerate(queued):
+            if isinstance(entry, Scripted):
+                about = unquote(hit.raw_target) + " " + unquote(hit.raw_form)
+                if entry.when is not None and entry.when not in about:
+                    continue
+                queued.pop(index)
+                body = entry.body.encode() if isinstance(entry.body, str) else entry.body
+                return _Reply(entry.status, body, list(entry.headers), entry.content_type)
+            status = queued.pop(index)
             body = TOO_MANY if status == 429 else page(f"{status}", "The archive is busy.")
             return _Reply(status, body, content_type="text/html")
         limit = self.limits.get(hit.family)

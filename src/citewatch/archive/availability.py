@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .cdx import CdxRow, match_key
+from .cdx import CdxRow, is_capture_timestamp, match_key
 from .gateway import Family, Gateway
 
 
@@ -18,12 +18,13 @@ def parse_available(data: Any) -> CdxRow | None:
     """The closest capture named by an availability answer, if it is available and 2xx-ish."""
     if not isinstance(data, dict):
         return None
-    closest = (data.get("archived_snapshots") or {}).get("closest")
+    snapshots = data.get("archived_snapshots")
+    closest = snapshots.get("closest") if isinstance(snapshots, dict) else None
     if not isinstance(closest, dict) or not closest.get("available"):
         return None
     timestamp = str(closest.get("timestamp") or "")
     url = str(closest.get("url") or "")
-    if not (timestamp.isdigit() and len(timestamp) == 14):
+    if not is_capture_timestamp(timestamp):
         return None
     try:
         status: int | None = int(str(closest.get("status")))
@@ -49,7 +50,7 @@ async def closest_capture(gateway: Gateway, url: str, timestamp: str | None) -> 
     reply = await gateway.get(Family.AVAILABILITY, gateway.endpoints.available, params)
     if reply.status != 200:
         return None
-    try:
+    try:  # reply.json(): lone surrogate escapes come back as U+FFFD, fit to store
         return parse_available(reply.json())
-    except ValueError:
+    except ValueError:  # not JSON (or nested too deeply)
         return None

@@ -24,7 +24,6 @@ True
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +36,8 @@ from waybackpy.cdx_utils import check_collapses, check_filters, check_match_type
 from waybackpy.exceptions import WaybackError
 
 from ..models import Snapshot
+from . import decode
+from .choose import timestamp_to_datetime
 
 #: The fields we always ask for, in this order (CDXSnapshot needs all seven).
 FIELDS: tuple[str, ...] = (
@@ -57,6 +58,20 @@ _FIELD = "(?:urlkey|timestamp|original|mimetype|statuscode|digest|length)"
 _STRICT_FILTER = re.compile(rf"!?~?{_FIELD}:.+")
 _STRICT_COLLAPSE = re.compile(rf"{_FIELD}(?::\d{{1,3}})?")
 _TIMESTAMP = re.compile(r"^\d{1,14}$")
+_CAPTURE_TIMESTAMP = re.compile(r"[0-9]{14}")
+
+
+def is_capture_timestamp(value: str) -> bool:
+    """True for a capture's timestamp as we store it: 14 ASCII digits that make a real date and
+    time. waybackpy's check (``strptime``) also takes ``2020131010101`` (13 digits, read as
+    2020-1-31) and other digits than ASCII ones, which break every later reading of it."""
+    if not _CAPTURE_TIMESTAMP.fullmatch(value):
+        return False
+    try:
+        moment = timestamp_to_datetime(value)
+    except (ValueError, OverflowError):
+        return False
+    return moment.strftime("%Y%m%d%H%M%S") == value
 
 
 class CdxQueryError(ValueError):
@@ -186,9 +201,9 @@ def _int(value: str | None) -> int | None:
 
 def parse_page(body: str | bytes) -> CdxPage:
     """Parse one JSON CDX response (header row optional, ``[]`` = nothing, resume key at the end)."""
-    try:
-        data = json.loads(body or b"[]")
-    except ValueError as exc:  # not JSON, or not UTF-8 (UnicodeDecodeError)
+    try:  # lone surrogate escapes come back as U+FFFD, fit to store
+        data = decode.loads(body or b"[]")
+    except ValueError as exc:  # not JSON, not UTF-8 (UnicodeDecodeError), nested too deeply
         raise CdxFormatError(f"CDX answer is not JSON: {exc}") from exc
     if not isinstance(data, list):
         raise CdxFormatError("CDX answer is not a JSON list")
@@ -217,6 +232,9 @@ def parse_page(body: str | bytes) -> CdxPage:
         try:
             snap = CDXSnapshot(record)  # waybackpy's row model (validates the timestamp)
         except (KeyError, ValueError):
+            page.malformed += 1
+            continue
+        if not is_capture_timestamp(snap.timestamp):  # waybackpy's check is lax
             page.malformed += 1
             continue
         revisit = snap.mimetype == REVISIT_MIMETYPE or snap.statuscode == "-"

@@ -10,12 +10,15 @@ firewalled for an hour. So every request goes through here:
   ``--cacert`` and the SSRF guard apply;
 * **pacing**: one limiter per endpoint *family* (CDX+TimeMap, availability, SPN submit, SPN
   status, replay), shared process-wide, spacing request starts evenly;
-* **retries** (tenacity) for transient failures only: connection errors, timeouts, 5xx, 429;
+* **retries** (tenacity) for transient failures only: connection errors, timeouts, 5xx, 429,
+  and malformed answers (:func:`malformed_answer`: sent, but refused by httpx);
 * a **429 pauses its whole family** (not just the one request) before anything else is sent;
 * a **circuit breaker** stops all archive work for the run after repeated 429s, after a
   connection failure that follows a 429 (the firewall), or when the archive cannot be reached at
   all. Callers then see :class:`ArchiveStopped` and report ``rate_limited`` or ``unreachable`` —
-  which is never confused with "no snapshot".
+  which is never confused with "no snapshot". A malformed answer came from an archive that is
+  there: it is an error for its request (:class:`ArchiveRequestError`), never a connection
+  failure, so it cannot make the archive "unreachable".
 
 The archive.org keys only ever travel in the ``Authorization`` header of Save Page Now requests,
 and :class:`KeyFilter` hides them (``***``) from everything that comes back: every answer's body and
@@ -48,6 +51,7 @@ from ..check.probe import read_capped
 from ..config import Settings
 from ..net import PrivateAddressError, make_client
 from ..progress import Reporter
+from . import decode
 
 #: Statuses worth trying again in a moment.
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -325,6 +329,7 @@ class Breaker:
     state: ArchiveState = ArchiveState.OK
     reason: str | None = None
     successes: int = 0
+    """Answers of any kind but 429 (a 5xx or a malformed answer too: the archive is there)."""
     rate_limited_responses: int = 0
     consecutive_429: dict[Family, int] = field(default_factory=dict)
     consecutive_failures: int = 0
@@ -353,6 +358,13 @@ class Breaker:
         self.consecutive_failures = 0
         self.successes += 1
 
+    def malformed(self, family: Family) -> None:
+        """An answer came, but broken (a header value httpx refuses, a malformed status line):
+        the archive is there, so this is never a connection failure. It says nothing about rate
+        limits either, so a run of 429s on ``family`` is not reset by it."""
+        self.consecutive_failures = 0
+        self.successes += 1
+
     def connection_failed(self, family: Family, error: str, final: bool) -> None:
         """A connection-level failure; ``final`` when the retries for that request are used up."""
         if self.rate_limited_responses:
@@ -367,6 +379,24 @@ class Breaker:
         self.consecutive_failures += 1
         if self.successes == 0 or self.consecutive_failures >= 2:
             self.trip(ArchiveState.UNREACHABLE, f"archive.org is unreachable: {error}")
+
+
+#: How httpx (httpcore, h11) words a connection that closed instead of answering.
+_DISCONNECTED = (
+    "Server disconnected",
+    "peer unexpectedly closed connection",
+    "peer closed connection without sending complete message body",
+)
+
+
+def malformed_answer(exc: httpx.TransportError) -> bool:
+    """True if ``exc`` means the archive answered, with bytes httpx will not take: a redirect
+    whose ``Location`` is no URL (a control byte, a bad port — httpx parses it even with
+    redirects off), a header line with a NUL, a malformed status line, an oversized head, a
+    broken chunk. Those are answers — errors for the request, never connection failures: a host
+    that sent them is reachable. A connection closed before or during the answer is still a
+    connection failure."""
+    return isinstance(exc, httpx.RemoteProtocolError) and not str(exc).startswith(_DISCONNECTED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,7 +414,9 @@ class Reply:
         return self.body.decode("utf-8", errors="replace")
 
     def json(self) -> Any:
-        return json.loads(self.body)
+        """The body as JSON, every string fit to store (:func:`.decode.loads`: lone surrogates
+        replaced); :class:`ValueError` if it is not JSON."""
+        return decode.loads(self.body)
 
 
 class _Transient(Exception):
@@ -496,6 +528,12 @@ class Gateway:
         auth: bool,
     ) -> Reply:
         self.check_open()
+        try:
+            httpx.URL(url)
+        except (httpx.InvalidURL, ValueError) as exc:  # e.g. a cited original with a control byte
+            raise ArchiveRequestError(
+                self.scrub(f"not a URL citewatch can request: {exc}") or "invalid URL"
+            ) from None
         limiter = self._limiter(family, url)
         # Replays are pages; every API answers JSON (SPN2 needs the header to answer JSON at all).
         headers = {} if family is Family.REPLAY else {"Accept": "application/json"}
@@ -548,6 +586,12 @@ class Gateway:
                     message = self.keys_filter.excerpts(message) or ""
                 else:
                     message = self.scrub(message) or ""
+                if malformed_answer(exc):
+                    # The archive answered, with bytes that break HTTP (say a Location header
+                    # with a control byte): an error for this request, retried like a 5xx —
+                    # never a sign that the archive is unreachable.
+                    self.breaker.malformed(family)
+                    raise _Transient(f"malformed answer from the archive: {message}") from None
                 self.breaker.connection_failed(family, message, final=False)
                 self.check_open()
                 raise _Transient(message, connection=True) from None

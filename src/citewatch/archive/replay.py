@@ -20,7 +20,8 @@ from email.utils import parsedate_to_datetime
 import httpx
 
 from ..check.classify import Page, soft_404_reason
-from ..check.probe import read_text, sha1_base32
+from ..check.probe import PageText, read_text, sha1_base32
+from .decode import clean_text
 from .gateway import ArchiveRequestError, Family, Gateway, KeyFilter
 
 #: Enough of a capture to read its title and a text sample.
@@ -105,7 +106,18 @@ async def replay(gateway: Gateway, timestamp: str, original: str) -> ReplayResul
             )
         location = reply.headers.get("location")
         if reply.status in (301, 302, 303, 307, 308) and location:
-            target = httpx.URL(url).join(location)
+            try:  # httpx itself refuses such an answer today (a malformed answer, above)
+                target = httpx.URL(url).join(location)
+            except (httpx.InvalidURL, ValueError) as exc:  # e.g. "http://[::1", a bad port
+                return ReplayResult(
+                    timestamp,
+                    "error",
+                    reply.status,
+                    memento_timestamp(reply.headers.get("memento-datetime")),
+                    url,
+                    error=gateway.scrub(f"the archive redirected to an invalid URL: {exc}"),
+                    hops=tuple(hops),
+                )
             if target.host != base.host or not _REPLAY_PATH.match(target.raw_path.decode()):
                 return ReplayResult(
                     timestamp,
@@ -130,6 +142,26 @@ async def replay(gateway: Gateway, timestamp: str, original: str) -> ReplayResul
             gateway.keys_filter,
         )
     return ReplayResult(timestamp, "error", None, None, url, error="too many replay redirects")
+
+
+def _read_text(body: bytes, content_type: str | None) -> PageText:
+    """The checker's :func:`read_text`, for a capture whatever charset it claims: one that
+    decodes to lone surrogates (UTF-7 can spell them) makes the checker's sample fail to encode,
+    so such a page is read again from its text with each surrogate replaced by U+FFFD."""
+    try:
+        return read_text(body, content_type)
+    except UnicodeError:
+        kind = (content_type or "").split(";", 1)[0].strip()
+        charset = (content_type or "").lower().partition("charset=")[2].split(";")[0].strip(" \"'")
+        try:
+            text = body.decode(charset or "utf-8", errors="replace")
+        except (LookupError, UnicodeError, ValueError):
+            text = body.decode("utf-8", errors="replace")
+        return read_text(clean_text(text).encode("utf-8"), f"{kind}; charset=utf-8")
+
+
+def _clean(text: str | None) -> str | None:
+    return clean_text(text) if text else text
 
 
 def _classify(
@@ -157,13 +189,15 @@ def _classify(
             error=f"the archive answered HTTP {status}",
             hops=tuple(hops),
         )
-    text = read_text(body, headers.get("content-type"))
+    text = _read_text(body, headers.get("content-type"))
     # The body was filtered as it arrived; what decoding it reveals (a key written as HTML
     # entities, or in another charset) is hidden here, before the soft-404 rule quotes the title
     # cut short — and the sample, already cut to size, loses the start of a key at its end.
     sample_cut = text.sample is not None and len(text.sample) < (text.length or 0)
     text = dataclasses.replace(
-        text, title=hide.text(text.title), sample=hide.text(text.sample, cut=sample_cut)
+        text,
+        title=_clean(hide.text(text.title)),
+        sample=_clean(hide.text(text.sample, cut=sample_cut)),
     )
     common = {
         "status": status,

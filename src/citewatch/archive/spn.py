@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from .cdx import is_capture_timestamp
 from .gateway import ArchiveRequestError, Family, Gateway, Reply
 
 PERMANENT_ERRORS = frozenset(
@@ -159,7 +160,11 @@ async def status(gateway: Gateway, job_id: str) -> SpnOutcome:
         return SpnOutcome("pending", job_id, message=f"status check answered HTTP {reply.status}")
     state = str(data.get("status") or "pending")
     if state == "success":
-        timestamp = str(data.get("timestamp") or "") or None
+        sent = str(data.get("timestamp") or "")
+        if sent and not is_capture_timestamp(sent):  # never stored as a capture: it is no date
+            message = f"Save Page Now reported success with an invalid timestamp {sent[:40]!r}"
+            return SpnOutcome("success", job_id, None, None, message)
+        timestamp = sent or None
         return SpnOutcome("success", job_id, timestamp, None, _text(data.get("message")))
     if state == "error":
         outcome = _error_from(data, "error:unknown", "the capture failed")
@@ -181,10 +186,12 @@ async def wait_for(gateway: Gateway, job_id: str, interval: float, timeout: floa
 
 def _json(gateway: Gateway, reply: Reply) -> Any:
     """The answer's JSON with every key form hidden in its strings (names too) — decoded, so a
-    key written with ``\\u`` escapes is hidden as well, before any message is cut to length."""
+    key written with ``\\u`` escapes is hidden as well, before any message is cut to length —
+    and every lone surrogate escape replaced by U+FFFD (:meth:`Reply.json`), so a job id or a
+    message is fit to store and to put in a URL."""
     try:
         data = reply.json()
-    except ValueError:  # not JSON, or not UTF-8 (UnicodeDecodeError)
+    except ValueError:  # not JSON, not UTF-8 (UnicodeDecodeError), or nested too deeply
         return None
     return gateway.keys_filter.deep(data)
 
