@@ -241,6 +241,24 @@ def test_punycode_charset_decodes_without_crashing() -> None:
     assert read_text(b"<title>x</title>", "text/html; charset=punycode").length is not None
 
 
+@pytest.mark.parametrize(
+    ("charset", "body"),
+    [
+        ("utf-7", b"<title>+2AA- half</title><p>+2AA-</p>"),
+        ("unicode_escape", b"<title>\\ud800 half</title>"),
+        ("raw_unicode_escape", b"<title>\\udfff half</title><p>\\ud800</p>"),
+    ],
+)
+def test_a_codec_that_spells_half_a_surrogate_pair_never_crashes(charset: str, body: bytes) -> None:
+    """The page names its own codec; some (utf-7, Python's escape codecs) can spell half of a
+    UTF-16 pair, which no database or UTF-8 report takes: it becomes U+FFFD."""
+    for content_type in (f"text/html; charset={charset}", f"text/plain; charset={charset}"):
+        text = read_text(body, content_type)
+        for value in (text.title, text.sample, text.head):
+            (value or "").encode("utf-8")  # no UnicodeEncodeError
+        assert "\ufffd" in (text.title or text.sample or "")
+
+
 def test_sha1_is_base32_like_cdx() -> None:
     assert sha1_base32(b"") == "3I42H3S6NNFQ2MSVX7XZKYAYSCX5QBYJ"
 

@@ -53,6 +53,8 @@ SMALL_BODY = 64 * 1024
 TEXT_SAMPLE_BYTES = 2048
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([\w.:-]+)""", re.IGNORECASE)
 _SPACES = re.compile(r"\s+")
+#: Half of a UTF-16 pair: no database or UTF-8 output takes one alone.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def iso(moment: datetime) -> str:
@@ -155,6 +157,8 @@ def read_text(body: bytes, content_type: str | None) -> PageText:
         text = body.decode(charset, errors="replace")
     except (LookupError, UnicodeError, ValueError):  # unknown or text-unfit codecs (idna, punycode)
         text = body.decode("utf-8", errors="replace")
+    if _SURROGATE.search(text):  # a page's own codec (utf-7, unicode_escape…) spelt a lone half
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     if not htmlish:
         visible = _SPACES.sub(" ", text).strip()
         return PageText(None, _sample(visible), len(visible), text[:4096])
