@@ -222,3 +222,17 @@ def test_a_second_run_on_a_database_in_use_is_refused(tmp_path, web_args):
     assert (tmp_path / "corpus" / "citewatch.db.lock").exists()
     assert [p["path"] for p in json.loads(scanned.stdout)["profiles"]] == ["p.md"]  # no lock file
     assert run("check", "--db", str(db), *web_args, cwd=tmp_path).returncode == 0
+
+
+def test_half_a_key_pair_is_refused_before_anything_runs(tmp_path):
+    db = tmp_path / "k.db"
+    Store.open(db).close()
+    env = {"IA_ACCESS_KEY": "ACCESS123", "IA_SECRET_KEY": ""}
+    for command in (["archive"], ["audit", str(tmp_path / "none")]):
+        (tmp_path / "none").mkdir(exist_ok=True)
+        done = run(*command, "--db", str(db), cwd=tmp_path, env=env)
+        assert done.returncode == 2, done.stderr
+        assert "IA_ACCESS_KEY is set but IA_SECRET_KEY is not" in done.stderr
+        assert "ACCESS123" not in done.stderr + done.stdout
+    runs = Store.open(db).query("SELECT id FROM runs WHERE command IN ('archive', 'audit')")
+    assert runs == []  # refused before a run began

@@ -52,6 +52,33 @@ def test_archive_keys_only_from_environment_and_not_in_digest(monkeypatch):
 
 
 @pytest.mark.parametrize(
+    ("access", "secret", "message"),
+    [
+        ("ACCESS123", "", "IA_ACCESS_KEY is set but IA_SECRET_KEY is not"),
+        ("", "SECRET456", "IA_SECRET_KEY is set but IA_ACCESS_KEY is not"),
+        ("ACC ESS", "SECRET456", "IA_ACCESS_KEY holds characters"),
+        ("ACCESS123", "SEC\nRET", "IA_SECRET_KEY holds characters"),
+        ("ACCESS123", "SECRÉT", "IA_SECRET_KEY holds characters"),
+    ],
+)
+def test_archive_keys_set_wrongly_are_named_never_shown(monkeypatch, access, secret, message):
+    """Half a key pair would silently mean anonymous captures; a key with a line break would
+    break every request's header. Either is a usage error that names the variable, not its value."""
+    monkeypatch.setenv("IA_ACCESS_KEY", access)
+    monkeypatch.setenv("IA_SECRET_KEY", secret)
+    with pytest.raises(ConfigError, match=message) as caught:
+        config.archive_keys()
+    for value in (access, secret):
+        assert not value or value not in str(caught.value)
+
+
+def test_no_archive_keys_means_anonymous(monkeypatch):
+    monkeypatch.delenv("IA_ACCESS_KEY", raising=False)
+    monkeypatch.setenv("IA_SECRET_KEY", "  ")
+    assert config.archive_keys() is None
+
+
+@pytest.mark.parametrize(
     ("values", "expected"),
     [
         ({"allow_private": "false"}, ("net.allow_private", False)),

@@ -219,6 +219,14 @@ def _open_store(path: str, *, create: bool = False) -> Store:
         raise fail(f"cannot open database {path}: {exc}") from exc
 
 
+def _require_valid_keys() -> None:
+    """Archive keys set wrongly are a usage error before anything runs (not mid-audit)."""
+    try:
+        archive_keys()
+    except ConfigError as exc:
+        raise fail(str(exc)) from exc
+
+
 def _claim(store: Store) -> None:
     """One probing run per database at a time (see Store.claim_runs); a second one exits 2."""
     try:
@@ -815,6 +823,7 @@ def archive(
     )
     store = _open_store(settings.db)
     reporter = _reporter(quiet, as_json)
+    _require_valid_keys()
     _claim(store)
     run_id = store.begin_run("archive", _argv(), settings.digest())
     try:
@@ -934,6 +943,7 @@ def audit(
     store = _open_store(settings.db, create=True)
     _refuse_reports_among_profiles(store, settings.out)
     reporter = _reporter(quiet, as_json)
+    _require_valid_keys()
     _claim(store)
     run_id = store.begin_run("audit", _argv(), settings.digest())
     from .report import gather, write_reports

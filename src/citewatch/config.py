@@ -295,12 +295,31 @@ def load(config_file: str | None = None, cwd: Path | None = None) -> tuple[Setti
 
 
 def archive_keys() -> tuple[str, str] | None:
-    """(access, secret) from IA_ACCESS_KEY / IA_SECRET_KEY, or None. Never store or print these."""
+    """(access, secret) from IA_ACCESS_KEY / IA_SECRET_KEY, or None (anonymous). Never store or
+    print these. Raises :class:`ConfigError` — naming the variable, never its value — when only
+    one is set (a typo would otherwise mean anonymous captures at a third of the pace, silently)
+    or a value could not go in an HTTP header."""
     access = os.environ.get("IA_ACCESS_KEY", "").strip()
     secret = os.environ.get("IA_SECRET_KEY", "").strip()
-    if access and secret:
-        return access, secret
-    return None
+    if not access and not secret:
+        return None
+    for name, value, other in (
+        ("IA_ACCESS_KEY", access, "IA_SECRET_KEY"),
+        ("IA_SECRET_KEY", secret, "IA_ACCESS_KEY"),
+    ):
+        if not value:
+            raise ConfigError(
+                f"{other} is set but {name} is not: set both (archive.org S3 keys), or neither"
+            )
+        if not _KEY_TEXT.fullmatch(value):
+            raise ConfigError(
+                f"{name} holds characters an archive.org key never has (spaces, control or "
+                "non-ASCII characters); check how it is set"
+            )
+    return access, secret
+
+
+_KEY_TEXT = re.compile(r"[!-~]+")  # printable ASCII, no spaces: what fits "LOW access:secret"
 
 
 def ignore_reason(url: str, patterns: Iterable[str], rules: Mapping[str, str]) -> str | None:
