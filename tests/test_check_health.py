@@ -24,8 +24,9 @@ from citewatch.store import Store
         (True, 5, 5, NetworkHealth.OK),
         (True, 4, 6, NetworkHealth.DEGRADED),
         (True, 0, 0, NetworkHealth.OK),
-        (True, 0, 4, NetworkHealth.OK),  # a few dead servers are evidence about them
-        (True, 1, 4, NetworkHealth.OK),
+        (True, 0, 4, NetworkHealth.DEGRADED),  # none answering: an outage or dead servers?
+        (True, 0, 1, NetworkHealth.DEGRADED),
+        (True, 1, 4, NetworkHealth.OK),  # others answer: a few dead servers are evidence
         (True, 0, 5, NetworkHealth.OFFLINE),  # only the canary gets through: judge nothing
         (True, 1, 9, NetworkHealth.DEGRADED),
         (False, 0, 0, NetworkHealth.OFFLINE),
@@ -115,11 +116,15 @@ def test_losing_the_network_mid_run_stops_probing(tmp_path: Path) -> None:
     assert summary["alive"] == 10 and summary["failing"] == 0 and summary["dead"] == 0
 
 
-def _run_with(handler, tmp_path: Path, urls: list[str], store: Store | None = None) -> object:
+def _run_with(
+    handler, tmp_path: Path, urls: list[str], store: Store | None = None, check_all: bool = False
+) -> object:
     store = store or Store.open(tmp_path / "db.sqlite")
     if urls:
         seed(store, urls)
-    settings = Settings(retries=0, backoff=0.0, canary="https://canary.test/", one_shot=True)
+    settings = Settings(
+        retries=0, backoff=0.0, canary="https://canary.test/", one_shot=True, check_all=check_all
+    )
 
     async def go() -> object:
         async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
@@ -127,6 +132,30 @@ def _run_with(handler, tmp_path: Path, urls: list[str], store: Store | None = No
             return await run_check(store, run_id, settings, NullReporter(), client=client)
 
     return asyncio.run(go())
+
+
+def test_a_small_outage_with_the_canary_up_never_judges(tmp_path: Path) -> None:
+    """Four hosts, none answering, the canary up: an outage or four dead servers — cannot tell,
+    so connection failures do not count (the earlier verdicts stand)."""
+    up = True
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if "citewatch-" in request.url.path:
+            return httpx.Response(404)
+        if request.url.host == "canary.test" or up:
+            if request.url.host == "d.test":
+                return httpx.Response(404)
+            return httpx.Response(200, content=b"<title>fine</title><p>a page</p>")
+        raise httpx.ConnectError("connection refused")
+
+    store = Store.open(tmp_path / "db.sqlite")
+    urls = [f"https://{name}.test/p" for name in "abcd"]
+    first = _run_with(handler, tmp_path, urls, store)
+    assert (first.network, first.summary["alive"], first.summary["dead"]) == ("ok", 3, 1)
+    up = False
+    second = _run_with(handler, tmp_path, [], store, check_all=True)
+    assert (second.network, second.exit_code) == ("degraded", 1)
+    assert (second.summary["alive"], second.summary["dead"], second.summary["failing"]) == (3, 1, 0)
 
 
 def test_only_the_canary_getting_through_is_an_offline_run(tmp_path: Path) -> None:

@@ -9,13 +9,15 @@ not about our network: such failures then stay out of the share.
 
 * canary down and (no host answered, or ≥ 80 % of hosts unreachable) → ``offline``: nothing is judged;
 * canary down but some hosts answer → ``degraded``: connection-level failures do not count;
-* canary up, at least five hosts unreachable and none answering → ``offline`` too: the canary
-  alone gets through (an egress filter, a resolver that fails every other name), so nothing can
-  be judged — and the exit code must not say "all fine";
-* canary up, at least five hosts unreachable and > 50 % of the hosts → ``degraded``;
-* otherwise ``ok``: with the canary answering, one or two servers that refuse or time out are
-  evidence about those servers (a connection failure alone never makes a URL ``dead``, only
-  ``failing``), not grounds to stop judging the whole run.
+* canary up, hosts unreachable and none answering → the canary alone gets through (an egress
+  filter, a resolver that fails every other name): ``offline`` from five such hosts — nothing can
+  be judged, and the exit code must not say "all fine" — ``degraded`` below that (too few to
+  tell an outage from a handful of dead servers: connection failures do not count);
+* canary up, some hosts answering, at least five unreachable and > 50 % of the hosts →
+  ``degraded``;
+* otherwise ``ok``: with the canary and other hosts answering, a few servers that refuse or time
+  out are evidence about those servers (a connection failure alone never makes a URL ``dead``,
+  only ``failing``), not grounds to stop judging the whole run.
 
 >>> assess(canary_ok=False, answered=0, unreachable=3)
 <NetworkHealth.OFFLINE: 'offline'>
@@ -49,10 +51,14 @@ def assess(canary_ok: bool, answered: int, unreachable: int) -> NetworkHealth:
         if answered == 0 or share >= OFFLINE_SHARE:
             return NetworkHealth.OFFLINE
         return NetworkHealth.DEGRADED
+    if answered == 0 and unreachable:  # the canary alone got through
+        return (
+            NetworkHealth.OFFLINE
+            if unreachable >= MIN_UNREACHABLE_HOSTS
+            else NetworkHealth.DEGRADED
+        )
     if unreachable < MIN_UNREACHABLE_HOSTS:
         return NetworkHealth.OK
-    if answered == 0:
-        return NetworkHealth.OFFLINE
     if share > DEGRADED_SHARE:
         return NetworkHealth.DEGRADED
     return NetworkHealth.OK
