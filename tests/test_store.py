@@ -237,3 +237,19 @@ def test_installed_sqlite_utils_plugins_never_touch_our_connection(tmp_path, mon
     monkeypatch.setattr(sqlite_utils.db, "ensure_plugins_loaded", plugins_loaded)
     monkeypatch.setattr(sqlite_utils.plugins, "ensure_plugins_loaded", plugins_loaded)
     Store.open(tmp_path / "citewatch.db").close()
+
+
+def test_a_lock_file_that_cannot_be_opened_never_stops_a_run(tmp_path, monkeypatch) -> None:
+    """Another user's lock file or a read-only folder: the run goes on unserialised (as before
+    locks existed) rather than failing as an internal error."""
+    store = Store.open(tmp_path / "citewatch.db")
+    real_open = open
+
+    def refusing_open(file, *args, **kwargs):
+        if str(file).endswith(".lock"):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", refusing_open)
+    store.claim_runs()  # no exception
+    store.close()

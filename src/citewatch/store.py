@@ -409,7 +409,10 @@ class Store:
         if self.location is None or fcntl is None or self._claim is not None:
             return
         path = self.location.with_name(self.location.name + LOCK_SUFFIX)
-        handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the run
+        try:
+            handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the run
+        except OSError:  # a read-only folder, another user's lock file: run unserialised
+            return
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
