@@ -196,6 +196,19 @@ def test_markdown_table_cell_link_with_an_escaped_pipe(tmp_path):
     assert profile.findings == []
 
 
+def test_markdown_one_url_cited_twice_in_a_table_row_gets_two_places(tmp_path):
+    """Each cell is parsed alone; the same URL in two cells of a row must not be placed twice
+    at its first occurrence (``fix`` would then edit one spot twice and break the row)."""
+    path = tmp_path / "t.md"
+    path.write_text(
+        "| a | b |\n|---|---|\n| [x](https://e.test/1) | [y](https://e.test/1) |\n"
+        "| https://e.test/2 and https://e.test/2 | [z](https://e.test/2) |\n",
+        encoding="utf-8",
+    )
+    places = [(c.line, c.column, c.text) for c in read_profile(path).citations]
+    assert places == [(3, 7, "x"), (3, 31, "y"), (4, 3, ""), (4, 24, ""), (4, 47, "z")]
+
+
 def test_markdown_relative_links_without_base_are_findings(tmp_path):
     path = tmp_path / "p.md"
     path.write_text("See [a](/only/relative) and [b](../up).\n", encoding="utf-8")
@@ -466,22 +479,26 @@ def test_discover_is_sorted_recursive_and_skips_noise(tmp_path):
     for name in [
         "b.txt", "a.md", "sub/z.html", "sub/deeper/y.pdf", "sub/unknown.xyz", ".hidden.txt",
         ".git/config", "sub/.cache/x.txt", "corpus.toml", "README.md", "readme.txt",
-        "a.md.bak", "a.md.bak.2", "a.md.orig", "b.txt.bak.10",
+        "a.md.bak", "a.md.bak.2", "a.md.orig", "b.txt.bak.10", "citewatch.toml", "sub/NOTES",
     ]:  # fmt: skip
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("x", encoding="utf-8")
     extra = tmp_path / ".direct.txt"
     extra.write_text("x", encoding="utf-8")
-    found = list(discover([root, extra, root / "a.md"]))
+    named = root / "sub" / "unknown.xyz"
+    skipped: list[Path] = []
+    found = list(discover([root, extra, root / "a.md"], skipped=skipped))
     assert [p.relative_to(tmp_path).as_posix() for p in found] == [
         "corpus/a.md",
         "corpus/b.txt",
+        "corpus/sub/NOTES",  # no extension: read, the content decides
         "corpus/sub/deeper/y.pdf",
-        "corpus/sub/unknown.xyz",
         "corpus/sub/z.html",
         ".direct.txt",  # given directly: yielded even though hidden; a.md only once
     ]
+    assert skipped == [named]  # another type: not read in a folder walk, but told
+    assert list(discover([named])) == [named]  # named directly: read (a finding says why)
 
 
 # -- manifest ---------------------------------------------------------------------------------

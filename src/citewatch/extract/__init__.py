@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -48,18 +49,25 @@ _FORMATS = {
 #: The file the report writer keeps in every folder it writes (``citewatch.report.MANIFEST``): a
 #: folder holding it is a reports folder, never a corpus folder.
 REPORTS_MANIFEST = ".citewatch-reports.json"
+#: citewatch's config file (``citewatch.config``): never a profile.
+CONFIG_NAME = "citewatch.toml"
 
 
-def discover(paths: list[Path], exclude: Iterable[Path] = ()) -> Iterator[Path]:
+def discover(
+    paths: list[Path], exclude: Iterable[Path] = (), skipped: list[Path] | None = None
+) -> Iterator[Path]:
     """Files given directly, and files under folders recursively (sorted, deterministic).
 
-    Inside folders, skips hidden files and folders, the manifest ``corpus.toml``, ``README*``, the
-    backups ``citewatch fix --write`` leaves (``*.bak``, ``*.bak.N``, ``*.orig``), folders holding
-    a report manifest (``.citewatch-reports.json``: citewatch's own reports), and every file or
-    folder in ``exclude`` (compared as resolved paths; citewatch's own database and reports
-    folder). Exclusions apply to folder walks only: a path given in ``paths`` is always taken, as
-    the user asked for it. Unknown extensions are yielded: :func:`read_profile` turns them into a
-    finding. Each file is yielded once.
+    Inside folders, skips hidden files and folders, the manifest ``corpus.toml``, the config
+    ``citewatch.toml``, ``README*``, the backups ``citewatch fix --write`` leaves (``*.bak``,
+    ``*.bak.N``, ``*.orig``), folders holding a report manifest (``.citewatch-reports.json``:
+    citewatch's own reports), and every file or folder in ``exclude`` (compared as resolved
+    paths; citewatch's own database and reports folder). Files of other types — an extension
+    that is none of the profile formats (``notes.docx``, ``data.csv``, ``audit.log``) — are not
+    read either, but appended to ``skipped`` so the caller can say so; a file without an extension
+    is read (its content decides). Exclusions apply to folder walks only: a path given in
+    ``paths`` is always taken, as the user asked for it (an unknown format then becomes a
+    finding). Each file is yielded once.
     """
     excluded = frozenset(_resolved(Path(p)) for p in exclude)
     seen: set[Path] = set()
@@ -70,9 +78,23 @@ def discover(paths: list[Path], exclude: Iterable[Path] = ()) -> Iterator[Path]:
             candidates = iter([path])
         for file in candidates:
             key = _resolved(file)
-            if key not in seen:
-                seen.add(key)
-                yield file
+            if key in seen:
+                continue
+            seen.add(key)
+            if path.is_dir() and _other_type(file.name):
+                if skipped is not None:
+                    skipped.append(file)
+                continue
+            yield file
+
+
+_EXTENSION = re.compile(r"\.[A-Za-z0-9]*[A-Za-z][A-Za-z0-9]{0,7}")
+
+
+def _other_type(name: str) -> bool:
+    """A real extension (letters in it: ``.csv``, ``.log``; not ``.2023``) of no profile format."""
+    suffix = Path(name).suffix
+    return bool(_EXTENSION.fullmatch(suffix)) and suffix.lower() not in _FORMATS
 
 
 def _resolved(path: Path) -> Path:
@@ -124,7 +146,11 @@ def _walk(root: Path, excluded: frozenset[Path] = frozenset()) -> Iterator[Path]
 
 def _is_skipped(name: str) -> bool:
     low = name.lower()
-    if low == MANIFEST_NAME or low.startswith("readme") or low.endswith((".bak", ".orig")):
+    if (
+        low in (MANIFEST_NAME, CONFIG_NAME)
+        or low.startswith("readme")
+        or low.endswith((".bak", ".orig"))
+    ):
         return True
     stem, _, suffix = low.rpartition(".")
     return suffix.isdigit() and stem.endswith(".bak")

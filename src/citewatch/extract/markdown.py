@@ -180,6 +180,7 @@ def read_markdown(text: str) -> Extracted:
     _apply_front(front, result)
     definitions = _definitions(body)
     tokens = _MD.parse(body)
+    taken: set[tuple[int, int]] = set()  # (line, column) already given to a reference
     section = ""
     heading_level = 0
     first_heading = ""
@@ -199,7 +200,7 @@ def read_markdown(text: str) -> Extracted:
                 if heading_level == 1 and not result.title:
                     result.title = heading
             section = heading
-        block = _Block(lines, token)
+        block = _Block(lines, token, taken)
         refs = _inline_refs(block, token.children or [], definitions, section, result.findings)
         if heading_level:
             heading_level = 0
@@ -214,8 +215,14 @@ def read_markdown(text: str) -> Extracted:
 class _Block:
     """Maps offsets in an inline token's content back to file (line, column)."""
 
-    def __init__(self, lines: list[str], token: Token) -> None:
+    def __init__(
+        self, lines: list[str], token: Token, taken: set[tuple[int, int]] | None = None
+    ) -> None:
         assert token.map is not None
+        #: Positions already given out, shared by the blocks of one document: the cells of a
+        #: table row are blocks of one line, so one URL cited twice in a row must not be placed
+        #: at its first occurrence twice (``fix`` would edit one spot twice).
+        self.taken = taken if taken is not None else set()
         self.content = token.content
         self.first = token.map[0]
         self.lines = lines
@@ -223,10 +230,24 @@ class _Block:
         for m in re.finditer("\n", self.content):
             self.starts.append(m.end())
 
-    def locate(self, offset: int, raw: str) -> tuple[int, int]:
+    def locate(self, offset: int, raw: str, *, claim: bool = True) -> tuple[int, int]:
         """1-based (line, column) of ``raw``, which starts at ``offset`` in the content (only its
-        first line is compared: an escaped line break can continue a link destination)."""
-        raw = raw.partition("\n")[0]
+        first line is compared: an escaped line break can continue a link destination); never
+        a position already given out. ``claim``: give this one out."""
+        line, column = self._locate(offset, raw.partition("\n")[0])
+        if claim and column:
+            self.taken.add((line, column))
+        return line, column
+
+    def _free(self, index: int, text: str, start: int = 0) -> int:
+        """The first occurrence of ``text`` in line ``index`` at or after ``start`` not given
+        out yet (0-based), or -1."""
+        found = self.lines[index].find(text, start)
+        while found >= 0 and (index + 1, found + 1) in self.taken:
+            found = self.lines[index].find(text, found + 1)
+        return found
+
+    def _locate(self, offset: int, raw: str) -> tuple[int, int]:
         k = bisect.bisect_right(self.starts, offset) - 1
         index = min(self.first + k, len(self.lines) - 1)
         source = self.lines[index]
@@ -234,14 +255,18 @@ class _Block:
         piece_len = _rstripped_len(self.content, self.starts[k], piece_end)
         within = offset - self.starts[k]
         guess = _rstripped_len(source, 0, len(source)) - piece_len + within
-        if guess >= 0 and source.startswith(raw, guess):
+        if (
+            guess >= 0
+            and source.startswith(raw, guess)
+            and (index + 1, guess + 1) not in self.taken
+        ):
             return index + 1, guess + 1
-        # Tabs or stripped prefixes shifted things: the nearest occurrence on that line.
-        found = source.find(raw)
+        # Tabs, stripped prefixes or table cells shifted things: the first free occurrence.
+        found = self._free(index, raw)
         if found >= 0:
             return index + 1, found + 1
         for other in range(self.first, min(self.first + len(self.starts) + 1, len(self.lines))):
-            found = self.lines[other].find(raw)
+            found = self._free(other, raw)
             if found >= 0:
                 return other + 1, found + 1
         return index + 1, 0
@@ -261,7 +286,7 @@ class _Block:
         """The file's text for ``raw`` (at ``offset``, located at ``line``/``column``) running over
         lines: with the container prefixes (``> ``) markdown-it left out of the content."""
         cut = raw.rindex("\n") + 1
-        end_line, end_column = self.locate(offset + cut, raw[cut:])
+        end_line, end_column = self.locate(offset + cut, raw[cut:], claim=False)
         if column < 1 or end_column < 1 or end_line <= line:
             return raw
         text = "\n".join(self.lines[line - 1 : end_line])
@@ -429,7 +454,7 @@ def _unlocated(
     column 0 (unknown), and ``href`` as the raw text; a ``link_position`` finding says so."""
     if isinstance(span, tuple):
         source = block.content[span[0] : span[1]].split("\n", 1)[0]
-        line, _ = block.locate(span[0], source)
+        line, _ = block.locate(span[0], source, claim=False)
     else:
         line = block.first + 1
     findings.append(
