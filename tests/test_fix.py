@@ -381,7 +381,10 @@ HTML = """<html><body>
 """
 
 
-def test_html_dead_links_keep_href_and_gain_robust_links_attributes(store, tmp_path):
+def test_html_dead_links_become_robust_links_to_the_memento(store, tmp_path):
+    # robustlinks.org's "link to the memento" form, the one for an original that is gone: the href
+    # is the archived copy (so readers, and citewatch, follow a link that works), the original stays
+    # in data-originalurl, the capture's day in data-versiondate.
     path = tmp_path / "p.html"
     scan(
         store,
@@ -404,19 +407,32 @@ def test_html_dead_links_keep_href_and_gain_robust_links_attributes(store, tmp_p
     result = plan_fix(store, path)
     new = result.new_text
     assert (
-        '<a class="src" href="https://h.example/a?x=1&amp;y=2"'
+        f'<a class="src" href="{WB}/20190101000000/https://h.example/a?x=1&amp;y=2"'
         ' data-originalurl="https://h.example/a?x=1&amp;y=2"'
-        f' data-versionurl="{WB}/20190101000000/https://h.example/a?x=1&amp;y=2"'
         ' data-versiondate="2019-01-01">report</a>'
     ) in new
     assert (
-        "<a href='/local/page' data-originalurl=\"https://h.example/local/page\""
-        f' data-versionurl="{WB}/20180202000000/https://h.example/local/page"'
+        f"<a href='{WB}/20180202000000/https://h.example/local/page'"
+        ' data-originalurl="https://h.example/local/page"'
         ' data-versiondate="2018-02-02">the page</a>'
     ) in new
     assert '<a href="https://h.example/alive">this</a>' in new
     assert {r["mode"] for r in result.replaced} == {"robust_links"}
     write_fix(result, path)
+    assert link_attributes(path) == [
+        {
+            "class": "src",
+            "href": f"{WB}/20190101000000/https://h.example/a?x=1&y=2",
+            "data-originalurl": "https://h.example/a?x=1&y=2",
+            "data-versiondate": "2019-01-01",
+        },
+        {
+            "href": f"{WB}/20180202000000/https://h.example/local/page",
+            "data-originalurl": "https://h.example/local/page",
+            "data-versiondate": "2018-02-02",
+        },
+        {"href": "https://h.example/alive"},
+    ]
     again = plan_fix(store, path)
     assert again.diff == "" and again.refused is None and len(again.already_fixed) == 2
 
@@ -445,6 +461,21 @@ def test_html_moved_links_get_the_new_href(store, tmp_path):
     judge(store, "https://old.example/p", "moved", moved_to="https://new.example/p")
     result = plan_fix(store, path, include_moved=True)
     assert result.new_text == '<p><a href="https://new.example/p">x</a></p>\n'
+
+
+def link_attributes(path: Path) -> list[dict[str, str | None]]:
+    """The attributes of every ``a`` of ``path`` as an HTML parser reads them."""
+    from html.parser import HTMLParser
+
+    found: list[dict[str, str | None]] = []
+
+    class Links(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            if tag == "a":
+                found.append(dict(attrs))
+
+    Links().feed(path.read_text())
+    return found
 
 
 def attribute_values(path: Path) -> list[str]:
@@ -489,7 +520,9 @@ def test_a_replacement_written_into_an_html_attribute_is_escaped_for_its_quoting
         '<p><a href="https://new.example/p?id=1&amp;lang=en">moved</a>\n'
         f"<img alt='chart' src='{WB}/20200101000000/https://i.example/it&#39;s.png?w=1&amp;h=2'>\n"
         "<a href=https://new.example/q?a&#61;1&amp;b&#61;2>unquoted</a>\n"
-        f'<a href="{WB}/20170901000000/https://a.example/report?id=1&amp;part=2">archived</a></p>\n'
+        f'<a href="{WB}/20170901000000/https://a.example/report?id=1&amp;part=2"'
+        ' data-originalurl="https://a.example/report?id=1&amp;part=2"'
+        ' data-versiondate="2017-09-01">archived</a></p>\n'
     )
     assert {r["replacement"] for r in result.replaced} == {moved_p, image, moved_q, archived}
     write_fix(result, path)
@@ -868,9 +901,12 @@ def test_a_cited_archive_link_in_html_gets_the_other_capture_as_its_href(store, 
     judge(store, ORIGINAL, "dead", [("20170901000000", 200)])
     replayed(store, ORIGINAL, "20171017230858", status=404, memento_datetime="20171017230858")
     result = plan_fix(store, path)
-    # Robust Links would keep the href that does not work: the link itself is replaced.
-    assert result.new_text == f'<p><a href="{WB}/20170901000000/{ORIGINAL}">report</a></p>\n'
-    assert result.replaced[0]["mode"] == "replace"
+    # The link itself is replaced, in Robust Links' "link to the memento" form.
+    assert result.new_text == (
+        f'<p><a href="{WB}/20170901000000/{ORIGINAL}" data-originalurl="{ORIGINAL}"'
+        ' data-versiondate="2017-09-01">report</a></p>\n'
+    )
+    assert result.replaced[0]["mode"] == "robust_links"
 
 
 def test_the_capture_the_archive_served_instead_is_not_proposed_either(store, tmp_path):
@@ -1050,9 +1086,8 @@ def test_robust_links_naming_a_rejected_capture_get_the_current_one(store, tmp_p
     assert second.replaced[0]["snapshot"] == "20180101000000"
     write_fix(second, path)
     assert path.read_text() == (
-        '<p><a href="https://o.example/p" data-originalurl="https://o.example/p"'
-        f' data-versionurl="{WB}/20180101000000/https://o.example/p"'
-        ' data-versiondate="2018-01-01">x</a></p>\n'
+        f'<p><a href="{WB}/20180101000000/https://o.example/p"'
+        ' data-originalurl="https://o.example/p" data-versiondate="2018-01-01">x</a></p>\n'
     )
     third = plan_fix(store, path)
     assert third.diff == "" and third.already_fixed[0]["snapshot"] == "20180101000000"
@@ -1174,3 +1209,203 @@ def test_an_other_capture_rejected_after_an_earlier_fix_is_replaced_in_turn(stor
     write_fix(second, path)
     third = plan_fix(store, path)
     assert third.diff == "" and third.already_fixed[0]["snapshot"] == "20160101000000"
+
+
+# -- HTML: Robust Links read back, rescanned, converted -----------------------------------------------
+# What fix writes in HTML is read back by citewatch's own HTML reader (scan_read / rescan) as a
+# cited archive link of the original URL, exactly as a rewritten Markdown link is: judged by its
+# replay, so a usable capture is not broken (Store.broken_citations) and fix plans nothing more.
+
+
+def rescan(store: Store, path: Path) -> None:
+    """Store ``path`` as citewatch's reader reads it now (a rescan after ``fix --write``)."""
+    store.save_profile(read_profile(path), store.begin_run("scan"))
+
+
+def old_robust_link(url: str, timestamp: str, text: str) -> str:
+    """A dead link as an earlier citewatch decorated it ("link to the original" form)."""
+    day = f"{timestamp[:4]}-{timestamp[4:6]}-{timestamp[6:8]}"
+    return (
+        f'<a href="{url}" data-originalurl="{url}" data-versionurl="{WB}/{timestamp}/{url}"'
+        f' data-versiondate="{day}">{text}</a>'
+    )
+
+
+def memento_link(url: str, timestamp: str) -> dict[str, str | None]:
+    """The attributes of a link in the "link to the memento" form, as an HTML parser reads them."""
+    day = f"{timestamp[:4]}-{timestamp[4:6]}-{timestamp[6:8]}"
+    return {"href": f"{WB}/{timestamp}/{url}", "data-originalurl": url, "data-versiondate": day}
+
+
+def one_line_of_links(urls: list[str], link) -> str:
+    return "<p>See " + ", ".join(link(u, n) for n, u in enumerate(urls, 1)) + ".</p>\n"
+
+
+LINE_URLS = ["https://d.example/1?a=1&b=2", "https://d.example/2", "https://d.example/3"]
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_memento_links_on_one_line_are_found_again_and_read_back_as_archive_links(
+    store, tmp_path, count
+):
+    urls = LINE_URLS[:count]
+    path = tmp_path / "p.html"
+    text = one_line_of_links(urls, lambda u, n: f'<a href="{u.replace("&", "&amp;")}">{n}</a>')
+    scan_read(store, path, text)
+    for n, url in enumerate(urls, 1):
+        judge(store, url, "dead", [(f"2020010{n}000000", 200)])
+    assert [b["cited_url"] for b in store.broken_citations()] == urls
+    first = plan_fix(store, path)
+    assert [r["url"] for r in first.replaced] == urls and first.unresolved == []
+    write_fix(first, path)
+    expected = [memento_link(u, f"2020010{n}000000") for n, u in enumerate(urls, 1)]
+    assert link_attributes(path) == expected
+    # The database still describes the undecorated file: every link is found, already fixed.
+    again = plan_fix(store, path)
+    assert again.diff == "" and again.refused is None and again.unresolved == []
+    assert [d["url"] for d in again.already_fixed] == urls
+    assert {d["snapshot"] for d in again.already_fixed} == {
+        f"2020010{n}000000" for n in range(1, count + 1)
+    }
+    # Rescanned: each link is a cited archive link of its original URL, judged by its replay.
+    rescan(store, path)
+    assert cited_urls(path) == [e["href"] for e in expected]
+    rows = store.query("SELECT url, archived_timestamp FROM current_citations JOIN urls"
+                       " ON urls.id = current_citations.url_id ORDER BY col")  # fmt: skip
+    assert [(r["url"], r["archived_timestamp"]) for r in rows] == [
+        (u, f"2020010{n}000000") for n, u in enumerate(urls, 1)
+    ]
+    for n, url in enumerate(urls, 1):
+        replayed(store, url, f"2020010{n}000000", status=200, memento_datetime=f"2020010{n}000000")
+    assert store.broken_citations() == [], "a fixed link must not stay broken"
+    after = plan_fix(store, path)
+    assert after.diff == "" and after.refused is None
+    assert after.replaced == after.unresolved == after.already_fixed == []
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_robust_links_of_an_earlier_citewatch_are_converted_to_the_memento_form(
+    store, tmp_path, count
+):
+    # An earlier citewatch kept the dead href and added data-versionurl: read back, that link still
+    # cites the dead URL (broken for ever). Rescanned so, several on one line, each is found at its
+    # recorded column (the URL stands three times in each tag: never "raw text not found") and
+    # converted, keeping the capture it names while that still counts.
+    urls = LINE_URLS[:count]
+    path = tmp_path / "p.html"
+    old = one_line_of_links(urls, lambda u, n: old_robust_link(u, f"2019010{n}000000", str(n)))
+    scan_read(store, path, old.replace("&b=", "&amp;b="))
+    for n, url in enumerate(urls, 1):
+        judge(store, url, "dead", [(f"2019010{n}000000", 200), (f"2020010{n}000000", 200)])
+    assert [b["cited_url"] for b in store.broken_citations()] == urls
+    first = plan_fix(store, path)
+    assert first.unresolved == [] and first.already_fixed == [] and first.refused is None
+    assert [(r["url"], r["snapshot"], r["mode"]) for r in first.replaced] == [
+        (u, f"2019010{n}000000", "robust_links") for n, u in enumerate(urls, 1)
+    ]
+    write_fix(first, path)
+    assert link_attributes(path) == [
+        memento_link(u, f"2019010{n}000000") for n, u in enumerate(urls, 1)
+    ]
+    again = plan_fix(store, path)  # not rescanned: our conversion is no outside change
+    assert again.diff == "" and again.refused is None and again.unresolved == []
+    assert [d["url"] for d in again.already_fixed] == urls
+    rescan(store, path)
+    assert store.broken_citations() == []
+    after = plan_fix(store, path)
+    assert after.diff == "" and after.replaced == after.already_fixed == after.unresolved == []
+
+
+def test_robust_links_an_earlier_citewatch_added_since_the_scan_are_converted_too(store, tmp_path):
+    # The database describes the file before an earlier citewatch decorated it (no rescan since).
+    path = tmp_path / "p.html"
+    scan_read(store, path, one_line_of_links(LINE_URLS[1:], lambda u, n: f'<a href="{u}">{n}</a>'))
+    for url in LINE_URLS[1:]:
+        judge(store, url, "dead", [("20190101000000", 200)])
+    path.write_text(
+        one_line_of_links(LINE_URLS[1:], lambda u, n: old_robust_link(u, "20190101000000", str(n)))
+    )
+    first = plan_fix(store, path)
+    assert first.refused is None and first.unresolved == [] and len(first.replaced) == 2
+    write_fix(first, path)
+    assert link_attributes(path) == [memento_link(u, "20190101000000") for u in LINE_URLS[1:]]
+    again = plan_fix(store, path)
+    assert again.diff == "" and again.refused is None and len(again.already_fixed) == 2
+
+
+def test_a_rejected_capture_on_a_line_of_robust_links_is_refreshed(store, tmp_path):
+    urls = LINE_URLS[1:]
+    path = tmp_path / "p.html"
+    # Earlier citewatch's form, rescanned: the second link's data-versionurl no longer replays.
+    scan_read(
+        store,
+        path,
+        one_line_of_links(urls, lambda u, n: old_robust_link(u, "20190101000000", str(n))),
+    )
+    for url in urls:
+        judge(store, url, "dead", [("20180101000000", 200), ("20190101000000", 200)])
+    replayed(store, urls[1], "20190101000000", status=200, soft_404=1)
+    first = plan_fix(store, path)
+    assert first.unresolved == [] and first.refused is None
+    assert [(r["url"], r["snapshot"]) for r in first.replaced] == [
+        (urls[0], "20190101000000"),  # still usable: kept
+        (urls[1], "20180101000000"),  # rejected: the current best instead
+    ]
+    write_fix(first, path)
+    assert link_attributes(path) == [
+        memento_link(urls[0], "20190101000000"),
+        memento_link(urls[1], "20180101000000"),
+    ]
+    # Rescanned (memento form), a capture later found not to replay: href and date are refreshed.
+    rescan(store, path)
+    replayed(store, urls[0], "20190101000000", status=404, memento_datetime=None)
+    assert [b["url"] for b in store.broken_citations()] == [urls[0]]
+    second = plan_fix(store, path)
+    assert second.unresolved == [] and second.refused is None
+    [entry] = second.replaced
+    assert (entry["url"], entry["snapshot"], entry["mode"]) == (
+        f"{WB}/20190101000000/{urls[0]}",
+        "20180101000000",
+        "robust_links",
+    )
+    write_fix(second, path)
+    assert link_attributes(path) == [
+        memento_link(urls[0], "20180101000000"),
+        memento_link(urls[1], "20180101000000"),
+    ]
+    third = plan_fix(store, path)  # not rescanned: found again, and our own rewrite only
+    assert third.diff == "" and third.refused is None and len(third.already_fixed) == 1
+    rescan(store, path)
+    assert store.broken_citations() == []
+    assert plan_fix(store, path).diff == ""
+
+
+def test_an_unquoted_href_ending_in_a_slash_keeps_its_slash(store, tmp_path):
+    # "/" just before ">" ends an unquoted value here, it does not close the tag.
+    path = tmp_path / "p.html"
+    scan_read(
+        store, path, "<p><a href=https://s.example/p/>x</a> <a href='https://s.example/q' />y</p>\n"
+    )
+    judge(store, "https://s.example/p/", "dead", [("20200101000000", 200)])
+    judge(store, "https://s.example/q", "dead", [("20200101000000", 200)])
+    write_fix(plan_fix(store, path), path)
+    assert link_attributes(path) == [
+        memento_link("https://s.example/p/", "20200101000000"),
+        memento_link("https://s.example/q", "20200101000000"),
+    ]
+    assert plan_fix(store, path).diff == ""
+
+
+def test_robust_links_naming_a_copy_citewatch_does_not_know_are_listed_not_dropped(store, tmp_path):
+    path = tmp_path / "p.html"
+    elsewhere = "https://archive.ph/abcde"
+    text = (
+        f'<p><a href="https://e.example/p" data-versionurl="{elsewhere}"'
+        ' data-versiondate="2019-05-05">x</a></p>\n'
+    )
+    scan_read(store, path, text)
+    judge(store, "https://e.example/p", "dead", [("20190101000000", 200)])
+    result = plan_fix(store, path)
+    assert result.diff == "" and result.replaced == [] and result.refused is None
+    [entry] = result.unresolved
+    assert entry["url"] == "https://e.example/p" and elsewhere in entry["reason"]

@@ -18,12 +18,15 @@ Safety rules, each one a reason this module exists rather than a search-and-repl
   after checking that its ``raw`` text is there and that the URL inside it resolves (against the
   profile's base URL) to the cited URL. Anything else is reported as unresolved, never guessed.
 - **Format-aware.** Markdown link targets, autolinks, bare URLs, the seed's text format (``[t \\(u\\)](u)``,
-  ``name (/path)``) and HTML attributes are rewritten in place; in HTML profiles a dead link keeps its
-  ``href`` and gains Robust Links attributes (``data-originalurl``, ``data-versionurl``,
-  ``data-versiondate``) instead. The new URL is written so that the reader of its place (citewatch's
-  own, CommonMark, HTML) reads back exactly that URL: inside an HTML attribute value (in HTML, or
-  raw HTML in Markdown, however odd the tag's earlier attributes) as a character-reference-escaped
-  value for its quoting (``&`` → ``&amp;``, ``"`` → ``&quot;``…); as a Markdown link destination or
+  ``name (/path)``) and HTML attributes are rewritten in place; in HTML profiles a link to an archived
+  copy takes the Robust Links "link to the memento" form (robustlinks.org, the one for an original
+  that is gone): ``href`` is the archived copy, ``data-originalurl`` the original URL,
+  ``data-versiondate`` the capture's day. Read back, it is a cited archive link of the original,
+  judged by its replay, as a rewritten Markdown link is. The "link to the original" form an earlier
+  citewatch wrote (the dead ``href`` kept, plus ``data-versionurl``) is converted. The new URL is
+  written so that the reader of its place (citewatch's own, CommonMark, HTML) reads back exactly
+  that URL: inside an HTML attribute value (in HTML, or raw HTML in Markdown, however odd the
+  tag's earlier attributes) as a character-reference-escaped value for its quoting (``&`` → ``&amp;``, ``"`` → ``&quot;``…); as a Markdown link destination or
   reference definition with whitespace percent-encoded, unbalanced parentheses backslash-escaped
   and an ``&`` that would start a character reference (``&copy;``) written ``&amp;``; inside
   ``<…>`` with ``<``, ``>`` and whitespace percent-encoded; as a bare URL in Markdown with that
@@ -35,7 +38,9 @@ Safety rules, each one a reason this module exists rather than a search-and-repl
   location, as written for its place) and left alone, reported with the capture it carries;
   planning again after ``--write`` gives an empty diff. One that an earlier citewatch wrote without
   escaping is re-escaped (mode ``escape``); one carrying a capture found since not to replay (or
-  not 2xx) is rewritten to the current replacement.
+  not 2xx) is rewritten to the current replacement. A site is found at its recorded column, moved
+  by what our rewrites earlier on its line changed since the scan (nothing, when the file is as
+  scanned).
 - **Refuses stale files.** If the file's sha256 differs from the scanned one, the plan reverts our own
   rewrites in memory; only if that does not reproduce the scanned bytes has the file changed in other
   ways, and :func:`write_fix` raises :class:`FixRefused` (rescan first).
@@ -50,12 +55,14 @@ import bisect
 import difflib
 import hashlib
 import html
+import itertools
+import math
 import os
 import re
 import tempfile
 from collections import defaultdict
-from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -95,9 +102,14 @@ _DECORATION = re.compile(
     r'\s+data-originalurl="[^"]*"\s+data-versionurl="[^"]*"\s+data-versiondate="[^"]*"',
     re.IGNORECASE,
 )
-_VERSION = re.compile(
-    r"""\bdata-versionurl\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'<>`=]*))""", re.IGNORECASE
+#: The Robust Links "link to the memento" attributes this module writes (after the href).
+_MEMENTO_DECORATION = re.compile(
+    r'\s+data-originalurl="[^"]*"\s+data-versiondate="[^"]*"', re.IGNORECASE
 )
+#: One attribute of a start tag (HTML's syntax, as the HTML reader reads it), with its leading space.
+_TAG_ATTR = re.compile(r"""\s*([^\s/>][^\s/>=]*)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s>]+))?""")
+#: What stands just before a URL that is an attribute value of a link (href, src, cite).
+_LINK_VALUE_BEFORE = re.compile(r"""\b(?:href|src|cite)\s*=\s*["']?\Z""", re.IGNORECASE)
 _REFERENCE = re.compile(r" {0,3}\[(?:\\.|[^\\\[\]])+\]:[ \t]*(?:\n[ \t]*)?")
 _MD_DESTINATION_BEFORE = re.compile(r"\]\([ \t]*(<?)\Z")
 _REFERENCE_BEFORE = re.compile(r" {0,3}\[(?:\\.|[^\\\[\]])+\]:[ \t]*(<?)")
@@ -177,6 +189,23 @@ class _Site:
     found: str | None = None
     """The URL an earlier rewrite left here (a usable form when already fixed; a stale one when
     ``edits`` replace it), or None."""
+    carries: str | None = None
+    """The URL the site carries once ``edits`` are made, when it is not the candidate's
+    replacement (Robust Links of an earlier citewatch naming a capture that still counts)."""
+    alternatives: list[list[tuple[int, int, str]]] = field(default_factory=lambda: [[]])
+    """Edits that may also be needed, besides ``reverts``, to turn the site back into the scanned
+    text, one list per possibility (Robust Links attributes outside the recorded raw text: whether
+    they were there when the file was scanned cannot always be told)."""
+    problem: str | None = None
+    """Why the site is left alone (listed as unresolved), or None."""
+
+    def deltas(self) -> list[int]:
+        """How much longer the site is now than when scanned, for each of ``alternatives``."""
+        base = sum((end - start) - len(new) for start, end, new in self.reverts)
+        return [
+            base + sum((end - start) - len(new) for start, end, new in alt)
+            for alt in self.alternatives
+        ]
 
 
 def _line_starts(text: str) -> list[int]:
@@ -727,45 +756,201 @@ def _tag_bounds(text: str, inside: int) -> tuple[int, int] | None:
     return None
 
 
-def _match_decorate(
-    text: str, pos: int, raw: str, spans: Sequence[tuple[int, int]], cand: _Candidate, date: str
-) -> _Site | None:
-    """The site of an HTML link at ``pos``: its start tag gets (or already has) Robust Links."""
-    # Our decoration sits just before the tag's '>', which may be inside ``raw``: match around it.
-    close_in_raw = _tag_bounds(raw, spans[0][0])
-    head = raw[: close_in_raw[1]] if close_in_raw else raw
-    if not text.startswith(head, pos):
+@dataclass(frozen=True)
+class _Attribute:
+    start: int
+    """Where the attribute starts, its leading whitespace included."""
+    end: int
+    value_start: int
+    value_end: int
+    """The value as written, quotes excluded (an empty span when it has none)."""
+
+
+def _tag_attributes(text: str, tag_start: int, close: int) -> dict[str, _Attribute]:
+    """The attributes of the start tag ``text[tag_start:close]`` by lower-cased name (the first of
+    each name, as HTML keeps it)."""
+    found: dict[str, _Attribute] = {}
+    name = re.compile(r"<[^\s/>]*").match(text, tag_start, close)
+    pos = name.end() if name else tag_start + 1
+    while pos < close:
+        m = _TAG_ATTR.match(text, pos, close)
+        if m is None or m.end() == pos:
+            pos += 1  # a stray '/'
+            continue
+        key = m.group(1).lower()
+        if m.group(2) is None:
+            span = (m.end(1), m.end(1))
+        elif m.group(2)[0] in "\"'":
+            span = (m.start(2) + 1, m.end(2) - 1)
+        else:
+            span = (m.start(2), m.end(2))
+        found.setdefault(key, _Attribute(m.start(), m.end(), *span))
+        pos = m.end()
+    return found
+
+
+def _value(text: str, attribute: _Attribute | None) -> str | None:
+    """An attribute's value as the DOM reads it, or None when absent."""
+    if attribute is None:
         return None
+    return html.unescape(text[attribute.value_start : attribute.value_end])
+
+
+def _same_day(written: str, date: str) -> bool:
+    return re.sub(r"\D", "", written)[:8] == re.sub(r"\D", "", date)[:8]
+
+
+def _match_memento(
+    text: str,
+    pos: int,
+    raw: str,
+    spans: Sequence[tuple[int, int]],
+    cand: _Candidate,
+    fmt: str,
+    table: Callable[[int], bool],
+) -> _Site | None:
+    """The site of an HTML link at ``pos``, in (or to be put in) the Robust Links "link to the
+    memento" form: its href (src, cite) is the archived copy (replaced as :func:`_match_replace`
+    does), with ``data-originalurl`` (the original URL) and ``data-versiondate`` (the capture's
+    date). Robust Links of the "link to the original" form (``data-versionurl``, which an earlier
+    citewatch wrote) are converted, keeping the capture they name while it still counts."""
     bounds = _tag_bounds(text, pos + spans[0][0])
     if bounds is None:
         return None
     tag_start, close = bounds
-    insert_at = close - 1 if text[close - 1] == "/" else close
-    tag = text[tag_start:close]
-    if close_in_raw and not text.startswith(raw[close_in_raw[1] :], close):
+    attrs = _tag_attributes(text, tag_start, close)
+    original_attr = attrs.get("data-originalurl")
+    version_attr = attrs.get("data-versionurl")
+    date_attr = attrs.get("data-versiondate")
+    chosen = cand
+    version = _value(text, version_attr)
+    if version is not None and version != cand.replacement and version in cand.fixed_forms:
+        chosen = replace(cand, replacement=version, snapshot=cand.fixed_forms[version])
+
+    # The decoration an earlier citewatch wrote after the URL: (start, end, "old" or "memento").
+    ours: tuple[int, int, str] | None = None
+    if original_attr is not None:
+        for kind, pattern in (("old", _DECORATION), ("memento", _MEMENTO_DECORATION)):
+            m = pattern.match(text, original_attr.start, close)
+            if m and m.start() > pos + spans[0][0]:  # after the URL, where citewatch puts it
+                ours = (m.start(), m.end(), kind)
+                break
+
+    scanned_had: bool | None = None  # whether the scanned text held ``ours`` (None: unknown)
+    site = _match_replace(text, pos, raw, spans, chosen, fmt, table)
+    if site is not None and ours and site.end > ours[0]:
+        scanned_had = True  # the recorded raw text covers it
+    elif site is None and ours and pos < ours[0]:
+        # A recorded raw text that covers the tag's end, scanned before the decoration was added.
+        start, end, _ = ours
+        site = _match_replace(text[:start] + text[end:], pos, raw, spans, chosen, fmt, table)
+        if site is None or site.end <= start:
+            return None
+        if any(e > start for _, e, _ in (*site.edits, *site.reverts)):
+            return None
+        site.end += end - start
+        scanned_had = False
+    if site is None:
         return None
-    original = cand.row["cited_url"] or cand.row["url"]
-    decoration = (
-        f' data-originalurl="{html.escape(original, quote=True)}"'
-        f' data-versionurl="{html.escape(cand.replacement, quote=True)}"'
-        f' data-versiondate="{date}"'
+
+    # The URL the href carries once rewritten, and so the capture date.
+    if site.escaped is not None:
+        final = site.escaped
+    elif site.edits:
+        final = chosen.replacement
+    else:
+        final = site.found or chosen.replacement
+    snapshot = chosen.fixed_forms.get(final) or (
+        chosen.snapshot if final == chosen.replacement else cand.stale_forms.get(final)
     )
-    if version := _VERSION.search(tag):
-        found = _DECORATION.search(tag)
-        reverts = [(tag_start + found.start(), tag_start + found.end(), "")] if found else []
-        extra = found.end() - found.start() if found else 0
-        end = pos + len(raw) + (extra if close_in_raw else 0)
-        value = html.unescape(next(v for v in version.groups() if v is not None))
-        edits = []
-        if found and value in cand.stale_forms:
-            # Our decoration names a capture that no longer counts: the current choice instead.
-            edits = [(tag_start + found.start(), tag_start + found.end(), decoration)]
-        return _Site(pos, end, edits, reverts, found=value)
-    return _Site(pos, pos + len(raw), [(insert_at, insert_at, decoration)], [])
+    date = _version_date(snapshot)
+
+    row = cand.row
+    original = with_fragment(
+        row["url"] if row["archived_timestamp"] else (row["cited_url"] or row["url"]),
+        row["fragment"] or "",
+    )
+    decoration: list[tuple[int, int, str]] = []
+    insert = ""
+    # No capture: the href carries the URL's new location (it moved), no memento to describe.
+    if snapshot is not None:
+        if version_attr is not None:  # "link to the original": the href is the memento now
+            decoration.append((version_attr.start, version_attr.end, ""))
+        if original_attr is None:
+            insert += f' data-originalurl="{html.escape(original, quote=True)}"'
+        if date_attr is None:
+            insert += f' data-versiondate="{date}"'
+        elif not _same_day(_value(text, date_attr) or "", date):
+            decoration.append((date_attr.value_start, date_attr.value_end, date))
+    if insert:
+        self_closing = text[close - 1] == "/" and text[close - 2] in " \t\n\r\f\"'"
+        at = close - 1 if self_closing else close
+        decoration.append((at, at, insert))
+
+    # How the scanned text may have looked where our decoration stands now.
+    alternatives: list[list[tuple[int, int, str]]] = [[]]
+    if ours is not None and scanned_had is not None:
+        alternatives = [[]] if scanned_had else [[(ours[0], ours[1], "")]]
+    elif ours is not None:
+        start, end, kind = ours
+        if site.reverts and kind == "memento":  # the href was rewritten since the scan
+            written_original = text[original_attr.value_start : original_attr.value_end]
+            written_date = text[date_attr.value_start : date_attr.value_end] if date_attr else ""
+            earlier = html.escape(site.escaped or site.found or final, quote=True)
+            alternatives = [
+                [(start, end, "")],  # added by that rewrite
+                [  # converted from an earlier citewatch's "link to the original" form
+                    (
+                        start,
+                        end,
+                        f' data-originalurl="{written_original}" data-versionurl="{earlier}"'
+                        f' data-versiondate="{written_date}"',
+                    )
+                ],
+            ]
+            if row["archived_timestamp"]:  # a memento form whose capture stopped replaying
+                cited = _iso_date(str(row["archived_timestamp"]))
+                alternatives.append(
+                    [
+                        (
+                            start,
+                            end,
+                            f' data-originalurl="{written_original}" data-versiondate="{cited}"',
+                        )
+                    ]
+                )
+        elif not site.reverts and kind == "old":
+            alternatives = [[(start, end, "")], []]  # added by an earlier citewatch, or scanned
+
+    carries = final if decoration and final != cand.replacement else None
+    escaped = None if decoration else site.escaped
+    problem = None
+    if version is not None and version not in (*cand.fixed_forms, *cand.stale_forms):
+        # Someone's own Robust Links, naming a copy citewatch knows nothing about: never dropped.
+        problem = (
+            f"the link's data-versionurl names an archived copy citewatch does not know "
+            f"({version}): point its href at a working copy by hand (Robust Links' link to "
+            "the memento: href, data-originalurl, data-versiondate)"
+        )
+    return _Site(
+        site.start,
+        site.end,
+        [] if problem else site.edits + decoration,
+        site.reverts,
+        escaped,
+        site.found,
+        carries,
+        alternatives,
+        problem,
+    )
 
 
 def _version_date(snapshot: SnapshotInfo | None) -> str:
-    ts = snapshot.timestamp if snapshot else ""
+    return _iso_date(snapshot.timestamp if snapshot else "")
+
+
+def _iso_date(ts: str) -> str:
+    """A Wayback timestamp's day, as Robust Links write it (``data-versiondate``)."""
     return f"{ts[0:4]}-{ts[4:6]}-{ts[6:8]}" if len(ts) >= 8 else ts
 
 
@@ -774,11 +959,14 @@ def _find_site(
     starts: Sequence[int],
     cand: _Candidate,
     spans: Sequence[tuple[int, int]],
-    shift: int,
+    shifts: Sequence[int],
     decorate: bool,
     fmt: str,
     table: Callable[[int], bool],
 ) -> _Site | None:
+    """The citation's site: at its recorded column (moved by each of ``shifts``, how far earlier
+    rewrites on the line may have moved it since the scan), else the one and only place on its
+    line where its text (as scanned or as rewritten) stands."""
     row = cand.row
     raw = row["raw"]
     line = row["line"]
@@ -789,29 +977,33 @@ def _find_site(
 
     def at(pos: int) -> _Site | None:
         if decorate:
-            return _match_decorate(text, pos, raw, spans, cand, _version_date(cand.snapshot))
+            return _match_memento(text, pos, raw, spans, cand, fmt, table)
         return _match_replace(text, pos, raw, spans, cand, fmt, table)
 
     if row["col"]:
-        site = at(line_start + row["col"] - 1 + shift)
-        if site:
-            return site
+        for shift in shifts:
+            site = at(line_start + row["col"] - 1 + shift)
+            if site:
+                return site
     # Column units can differ between readers (tabs, a BOM): accept the site only if it is the one
     # and only place on the recorded line where this citation's text stands.
     first = spans[0]
-    needles = {raw[: first[1]]}
-    if not decorate:
-        needles |= {
-            raw[: first[0]] + encode_url(f, context, in_table)
-            for f in (*cand.fixed_forms, *cand.stale_forms)
-            for context in _CONTEXTS
-            for in_table in (False, True)
-        }
+    needles = {raw[: first[1]]} | {
+        raw[: first[0]] + encode_url(f, context, in_table)
+        for f in (*cand.fixed_forms, *cand.stale_forms)
+        for context in _CONTEXTS
+        for in_table in (False, True)
+    }
+    # An HTML attribute value alone (as the HTML reader records it): only where a link's value
+    # starts, never the same URL inside another attribute (data-originalurl) or inside an archive
+    # link's own URL.
+    value_alone = fmt == "html" and not raw[: first[0]]
     positions = set()
     for needle in needles:
         p = text.find(needle, line_start, line_end)
         while p != -1:
-            positions.add(p)
+            if not value_alone or _LINK_VALUE_BEFORE.search(text, max(0, p - 64), p):
+                positions.add(p)
             p = text.find(needle, p + 1, line_end)
     found = [site for p in sorted(positions) if (site := at(p)) is not None]
     return found[0] if len(found) == 1 else None
@@ -887,13 +1079,17 @@ def plan_fix(
             tables = _table_rows(text)
         return bisect.bisect_right(starts, pos) - 1 in tables
 
+    # The file as scanned: the recorded columns are exact (no earlier rewrite moved anything).
+    as_scanned = result.source_sha256 == profile["sha256"]
     by_line: dict[int, list[_Candidate]] = defaultdict(list)
     for cand in candidates:
         by_line[cand.row["line"]].append(cand)
     edits: list[tuple[int, int, str]] = []
     reverts: list[tuple[int, int, str]] = []
+    alternatives: list[list[list[tuple[int, int, str]]]] = []
     for line in sorted(by_line):
-        shift = 0  # how far earlier rewrites on this line moved the text since it was scanned
+        # How far earlier rewrites on this line may have moved the text since it was scanned.
+        shifts = [0]
         for cand in sorted(by_line[line], key=lambda c: c.row["col"] or 0):
             row = cand.row
             spans = url_spans(row["raw"] or "", profile["base_url"], _wanted(row))
@@ -902,26 +1098,27 @@ def plan_fix(
                     _entry(row, "the recorded raw text holds no URL resolving to the cited URL")
                 )
                 continue
-            # Robust Links decorate links; an image (role media) simply gets the archived src, and
-            # a cited archive link that does not replay is itself replaced by the other capture.
-            decorate = (
-                decorate_html
-                and cand.kind == "snapshot"
-                and row["role"] != "media"
-                and not row["archived_timestamp"]
-            )
+            # A link to an archived copy (a dead URL's, or one in place of a cited archive link
+            # that does not replay) gets Robust Links' "link to the memento" form; an image (role
+            # media) simply gets the archived src, a moved URL its new location.
+            decorate = decorate_html and cand.kind == "snapshot" and row["role"] != "media"
             site = _find_site(
-                text, starts, cand, spans, shift, decorate, profile["format"], in_table
+                text, starts, cand, spans, shifts, decorate, profile["format"], in_table
             )
             if site is None:
                 result.unresolved.append(
                     _entry(row, f"raw text not found at line {row['line']}, column {row['col']}")
                 )
                 continue
-            if not decorate:
-                shift += (site.end - site.start) - len(row["raw"])
-            elif site.reverts:
-                shift += sum(end - start for start, end, _ in site.reverts)
+            if not as_scanned:
+                if row["col"]:  # where the site was found tells how far the line had moved
+                    shifts = [site.start - (starts[line - 1] + row["col"] - 1)]
+                shifts = list(dict.fromkeys(s + d for s in shifts for d in site.deltas()))[:8]
+            if site.problem is not None:
+                result.unresolved.append(_entry(row, site.problem))
+                reverts += site.reverts
+                alternatives.append(site.alternatives)
+                continue
             info = {
                 **_entry(row, ""),
                 "replacement": cand.replacement,
@@ -933,7 +1130,13 @@ def plan_fix(
             info.pop("reason")
             if site.escaped is not None:
                 info.update(_form_info(cand, site.escaped), mode="escape")
+            elif site.carries is not None:
+                info.update(_form_info(cand, site.carries))
             reverts += site.reverts  # how the scanned text comes back (for the sha256 check)
+            if len(site.alternatives) > 1:
+                alternatives.append(site.alternatives)
+            else:
+                reverts += site.alternatives[0]
             if site.edits:
                 edits += site.edits
                 result.replaced.append(info)
@@ -943,18 +1146,38 @@ def plan_fix(
                     info.update(_form_info(cand, site.found))
                 result.already_fixed.append(info)
 
-    if result.source_sha256 != profile["sha256"]:
-        reverted = _apply(text, reverts).encode(ENCODING, _ERRORS)
-        if _sha256(reverted) != profile["sha256"]:
-            result.refused = (
-                f"{profile_path} changed since it was scanned (sha256 differs, and not only by "
-                "citewatch's own rewrite): run `citewatch scan` on it, then `fix` again"
-            )
+    if not as_scanned and not _reverts_to(text, reverts, alternatives, profile["sha256"]):
+        result.refused = (
+            f"{profile_path} changed since it was scanned (sha256 differs, and not only by "
+            "citewatch's own rewrite): run `citewatch scan` on it, then `fix` again"
+        )
     if edits:
         new_text = _apply(text, edits)
         result.new_text = new_text
         result.diff = unified_diff(text, new_text, profile["path"])
     return result
+
+
+def _reverts_to(
+    text: str,
+    reverts: Sequence[tuple[int, int, str]],
+    alternatives: Sequence[Sequence[Sequence[tuple[int, int, str]]]],
+    sha256: str,
+) -> bool:
+    """Whether undoing our own rewrites gives back the scanned bytes: ``reverts``, plus one of each
+    site's ``alternatives`` (every combination up to 256 of them, else the same choice for all)."""
+    if math.prod(len(alts) for alts in alternatives) <= 256:
+        choices: Iterable[Sequence[Sequence[tuple[int, int, str]]]] = itertools.product(
+            *alternatives
+        )
+    else:
+        width = max(len(alts) for alts in alternatives)
+        choices = ([alts[min(k, len(alts) - 1)] for alts in alternatives] for k in range(width))
+    for choice in choices:
+        undone = _apply(text, [*reverts, *(edit for alt in choice for edit in alt)])
+        if _sha256(undone.encode(ENCODING, _ERRORS)) == sha256:
+            return True
+    return False
 
 
 def _form_info(cand: _Candidate, form: str) -> dict[str, Any]:
