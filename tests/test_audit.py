@@ -421,3 +421,17 @@ def test_reports_of_an_offline_audit_say_it_was_offline(world):
         if record["url"] in probed:
             assert record["offline_outcome"] == probed[record["url"]]
             assert record["last_outcome"] in {"ok", "not_found", "redirected"}
+
+
+def test_an_audit_with_no_earlier_one_of_its_policy_says_so(world):
+    """An editor's first --one-shot audit after periodic ones: not "the first audit of this
+    database" — the periodic ones exist, they are just not compared."""
+    _, doc1 = periodic(world)
+    editor = citewatch(
+        "audit", str(world["corpus"]), "--one-shot", *world["args"], cwd=world["tmp"]
+    )
+    assert (
+        f"no earlier one-shot audit to compare with (not compared: run {doc1['run']['id']} "
+        "(periodic))" in editor.stdout
+    ), editor.stdout
+    assert "first audit of this database" not in editor.stdout

@@ -236,3 +236,17 @@ def test_half_a_key_pair_is_refused_before_anything_runs(tmp_path):
         assert "ACCESS123" not in done.stderr + done.stdout
     runs = Store.open(db).query("SELECT id FROM runs WHERE command IN ('archive', 'audit')")
     assert runs == []  # refused before a run began
+
+
+def test_a_check_records_its_policy_wherever_it_came_from(tmp_path, web_args):
+    """one-shot set by the environment (or the config) is recorded with the run, so reports never
+    compare a one-shot run with periodic audits by reading its command line."""
+    db = tmp_path / "p.db"
+    store = Store.open(db)
+    seed(store, ["https://news.test/ok/policy"])
+    store.close()
+    done = run("check", "--db", str(db), *web_args, cwd=tmp_path, env={"CITEWATCH_ONE_SHOT": "1"})
+    assert done.returncode == 0, done.stderr
+    (row,) = Store.open(db).query("SELECT counts FROM runs WHERE command = 'check'")
+    counts = json.loads(row["counts"])
+    assert counts["policy"] == {"one_shot": True} and counts["alive"] == 1

@@ -108,14 +108,16 @@ def test_discover_never_walks_into_excluded_files_and_folders(tmp_path, monkeypa
     # Exclusions apply to folder walks only: what the user names is read.
     named = list(discover([root / "citewatch.db", root / "out"], excluded))
     assert [p.relative_to(root).as_posix() for p in named] == ["citewatch.db", "out/index.html"]
-    # Relative and absolute spellings of the same path are the same exclusion.
+    # Relative and absolute spellings of the same path are the same exclusion (and databases
+    # are no profile format: a folder walk leaves them, excluded or not).
     monkeypatch.chdir(tmp_path)
-    assert [p.name for p in discover([Path("corpus")], [Path("corpus/out").resolve()])] == [
-        "a.md",
+    skipped: list[Path] = []
+    found = discover([Path("corpus")], [Path("corpus/out").resolve()], skipped)
+    assert [p.name for p in found] == ["a.md", "b.md"]
+    assert sorted(p.name for p in skipped) == [
         "citewatch.db",
         "citewatch.db-wal",
-        "b.md",
-    ]
+    ]  # link.db: same file
 
 
 def test_discover_skips_a_folder_holding_a_report_manifest(tmp_path):
@@ -137,11 +139,14 @@ def test_scan_of_the_current_folder_skips_the_database_and_its_siblings(cli, tmp
     again = cli("scan", ".", "--json", "-q")
     assert again.exit_code == 0, again.output
     assert [p["path"] for p in json.loads(again.stdout)["profiles"]] == ["p.md"]
-    # The database in use is skipped, not any file of that name.
+    # Another database in the folder is no profile either (not a profile format), and the
+    # database in use is never read even in its own folder.
     other = cli("scan", ".", "--json", "-q", "--db", "data/other.sqlite")
     # (named relative to that database's folder, data/: these files are outside it)
-    paths = [p["path"] for p in json.loads(other.stdout)["profiles"]]
-    assert {Path(path).name for path in paths} >= {"citewatch.db", "p.md"}
+    document = json.loads(other.stdout)
+    paths = [p["path"] for p in document["profiles"]]
+    assert [Path(path).name for path in paths] == ["p.md"]
+    assert document["run"]["other_files"] >= 2  # citewatch.db and its siblings, told not read
     assert not any("/data/" in path or path.startswith("data/") for path in paths)
 
 
@@ -268,6 +273,48 @@ def test_fix_write_succeeds_and_a_second_write_has_nothing_to_change(cli, tmp_pa
     assert "web.archive.org/web/20200101000000/https://r.example/1" in path.read_text()
     again = cli("fix", "p.md", "--write")
     assert again.exit_code == 0 and "nothing to change" in again.stderr
+
+
+def test_fix_says_link_or_links_as_counted(cli, tmp_path):
+    _fixable(tmp_path)
+    done = cli("fix", "p.md", "--write")
+    assert done.exit_code == 0, done.output
+    assert "rewrote p.md (2 links; backup p.md.bak)" in done.stderr
+    assert "2 citations already point at their archived copy" in cli("fix", "p.md").stderr
+    store = Store.open(tmp_path / "citewatch.db")
+    scan_profile(
+        store,
+        Path("one.md"),
+        "<https://r.example/1>\n",
+        "markdown",
+        [("<https://r.example/1>", "https://r.example/1")],
+    )
+    store.close()
+    one = cli("fix", "one.md", "--write")
+    assert one.exit_code == 0 and "rewrote one.md (1 link; backup" in one.stderr
+    assert "1 citation already points at its archived copy" in cli("fix", "one.md").stderr
+
+
+@pytest.mark.parametrize("write", [[], ["--write"]])
+def test_fix_json_of_a_profile_that_left_the_corpus_is_a_refusal_document(cli, tmp_path, write):
+    path = _fixable(tmp_path)
+    store = Store.open(tmp_path / "citewatch.db")
+    store.db.execute("UPDATE profiles SET removed_run = ?", [store.begin_run("scan")])
+    store.close()
+    before = path.read_text()
+    done = cli("fix", "p.md", "--json", *write)
+    assert done.exit_code == 2
+    doc = json.loads(done.stdout)
+    assert "left the corpus" in doc["refused"] and "citewatch scan" in doc["refused"]
+    assert doc["profile"] == "p.md" and doc["written"] is False and doc["backup"] is None
+    assert doc["diff"] == "" and doc["replaced"] == doc["unresolved"] == []
+    assert doc["already_fixed"] == doc["ignored"] == []
+    assert "left the corpus" in done.stderr
+    assert path.read_text() == before
+    not_scanned = tmp_path / "other.md"
+    not_scanned.write_text("<https://r.example/3>\n")
+    never = cli("fix", "other.md", "--json", *write)
+    assert never.exit_code == 2 and "has not been scanned" in json.loads(never.stdout)["refused"]
 
 
 def test_fix_lists_dead_links_without_a_snapshot_with_an_honest_hint(cli, tmp_path):

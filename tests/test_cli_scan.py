@@ -120,8 +120,15 @@ def test_bad_inputs_in_a_folder_are_findings(run, tmp_path):
         "empty.txt": ["empty"],
         "good.md": [],
         "latin1.txt": ["encoding"],
-        "sheet.xlsx": ["unknown_format"],
     }
+    # a file of another type in a folder is not a profile: counted and named, not read
+    assert json.loads(result.stdout)["run"]["other_files"] == 1
+    assert "not read: 1 file(s) in the scanned folders that are no profile format (.xlsx ×1)" in (
+        result.stderr
+    )
+    named = run("scan", str(folder / "sheet.xlsx"), "--json", "--db", str(tmp_path / "cw.db"))
+    (sheet,) = json.loads(named.stdout)["profiles"]  # named: read, and a finding says why
+    assert [f["kind"] for f in sheet["findings"]] == ["unknown_format"]
 
 
 def test_no_such_path_is_a_usage_error(run, tmp_path):
@@ -286,3 +293,25 @@ def test_the_report_writer_itself_never_replaces_a_profile(tmp_path, monkeypatch
     with pytest.raises(OSError, match="profile of the corpus"):
         write_reports(store, tmp_path, ["md"])
     assert (tmp_path / "notes.md").read_text().startswith("# Notes")
+
+
+def test_a_folder_walk_reads_profiles_not_the_files_beside_them(run, tmp_path):
+    """``citewatch audit .`` in a working folder: the config, a log, a spreadsheet are not
+    profiles (the config is citewatch's own: not even counted); a file without an extension is
+    read, its content decides."""
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (folder / "citewatch.toml").write_text("retries = 0\n", encoding="utf-8")
+    (folder / "audit.log").write_text("https://log.example/ exit 1\n", encoding="utf-8")
+    (folder / "profile.md").write_text("See https://a.example/.\n", encoding="utf-8")
+    (folder / "NOTES").write_text("Cites https://b.example/ too.\n", encoding="utf-8")
+    (folder / "draft.2023").write_text("And https://c.example/.\n", encoding="utf-8")
+    result = run("scan", str(folder), "--json", "--db", str(tmp_path / "cw.db"))
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert sorted(Path(p["path"]).name for p in document["profiles"]) == [
+        "NOTES",
+        "draft.2023",
+        "profile.md",
+    ]
+    assert document["run"]["other_files"] == 1  # audit.log

@@ -14,6 +14,7 @@ import os
 import re
 import ssl
 import sys
+from collections import Counter
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -292,10 +293,18 @@ def do_scan(
             manifests.append((folder.resolve(), load_manifest(folder)))
         except ValueError as exc:
             raise fail(f"bad manifest in {folder}: {exc}") from exc
-    files = list(discover(paths, exclude or ()))
+    other_types: list[Path] = []
+    files = list(discover(paths, exclude or (), other_types))
     reporter.stage("scan", len(files))
     counts = {"profiles": 0, "new": 0, "changed": 0, "unchanged": 0, "removed": 0}
-    counts |= {"citations": 0, "findings": 0}
+    counts |= {"citations": 0, "findings": 0, "other_files": len(other_types)}
+    if other_types:
+        kinds = Counter(path.suffix.lower() for path in other_types)
+        reporter.note(
+            f"not read: {len(other_types)} file(s) in the scanned folders that are no profile "
+            "format (" + ", ".join(f"{kind} ×{n}" for kind, n in sorted(kinds.items())) + "); "
+            "name a file to have it read anyway"
+        )
     kept: list[Profile] = []
     seen: set[str] = set()
     for file in files:
@@ -739,7 +748,11 @@ def check(
         result = do_check(store, run_id, settings, reporter)
     finally:
         reporter.close()
-    store.finish_run(run_id, counts=result.summary, network=result.network)
+    store.finish_run(
+        run_id,
+        counts={**result.summary, "policy": {"one_shot": settings.one_shot}},
+        network=result.network,
+    )
     if as_json:
         broken = judged_broken(store, settings.ignore) if result.network != "offline" else []
         _emit_json(check_json(result, store.run(run_id), broken))
@@ -976,7 +989,14 @@ def audit(
         try:
             written = write_reports(store, Path(settings.out), chosen, data=report_data)
         except OSError as exc:  # everything observed is stored; only the reports are missing
-            store.finish_run(run_id, counts={"scan": scan_counts, "verdicts": checked.summary})
+            store.finish_run(
+                run_id,
+                counts={
+                    "scan": scan_counts,
+                    "verdicts": checked.summary,
+                    "policy": {"one_shot": settings.one_shot},
+                },
+            )
             raise fail(f"cannot write reports to {settings.out}: {exc}") from exc
     finally:
         reporter.close()
@@ -1057,6 +1077,14 @@ def print_audit_summary(
                 f"  {label}: {c['url'] or c['cited_url']} ({c['profile']}:{c['line']}, {c['why']})"
                 for c in changes
             ]
+    elif summary.get("audits_not_compared"):
+        others = ", ".join(
+            f"run {a['run_id']} ({a['policy']})" for a in summary["audits_not_compared"]
+        )
+        lines.append(
+            f"no earlier {summary.get('policy', 'periodic')} audit to compare with "
+            f"(not compared: {others})"
+        )
     else:
         lines.append("first audit of this database: nothing to compare with yet")
     lines.append(f"reports: {files} files in {out_dir}/ (open {out_dir}/index.html)")
@@ -1090,13 +1118,34 @@ def fix(
     path = _display_path(profile)
     from .fix import _profile_row
 
+    def refuse(name: str, reason: str) -> typer.Exit:
+        """Nothing planned: --json still gives its document, with the reason in "refused"."""
+        if as_json:
+            _emit_json(
+                {
+                    "profile": name,
+                    "diff": "",
+                    "replaced": [],
+                    "unresolved": [],
+                    "already_fixed": [],
+                    "ignored": [],
+                    "refused": reason,
+                    "written": False,
+                    "backup": None,
+                }
+            )
+        return fail(reason)
+
     stored = _profile_row(store, profile)
     if stored is None:
-        raise fail(f"{path} has not been scanned into {settings.db}; run `citewatch scan` first")
+        raise refuse(
+            str(path), f"{path} has not been scanned into {settings.db}; run `citewatch scan` first"
+        )
     if stored.get("removed_run") is not None:
-        raise fail(
+        raise refuse(
+            stored["path"],
             f"{path} left the corpus (a scan of its folder did not find it): its citations are no "
-            "longer current; run `citewatch scan` on it first"
+            "longer current; run `citewatch scan` on it first",
         )
     try:
         result = plan_fix(
@@ -1107,7 +1156,7 @@ def fix(
             ignore_patterns=settings.ignore,
         )
     except ProfileNotScanned as exc:
-        raise fail(str(exc)) from exc
+        raise refuse(str(path), str(exc)) from exc
     backup = None
     refused = result.refused if write else None  # a refusal is about writing: --write only
     if write and result.diff and not refused:
@@ -1133,9 +1182,11 @@ def fix(
         sys.stdout.write(result.diff)
         if result.refused and not write:
             err.print(f"warning: --write would be refused: {result.refused}", markup=False)
-        if result.already_fixed:
+        if fixed := len(result.already_fixed):
             err.print(
-                f"{len(result.already_fixed)} citation(s) already point at their archived copy",
+                "1 citation already points at its archived copy"
+                if fixed == 1
+                else f"{fixed} citations already point at their archived copy",
                 markup=False,
             )
         for item in result.unresolved:
@@ -1150,7 +1201,8 @@ def fix(
             )
         if write and not refused:
             err.print(
-                f"rewrote {path} ({len(result.replaced)} links; backup {backup})"
+                f"rewrote {path} ({len(result.replaced)} "
+                f"link{'s' if len(result.replaced) != 1 else ''}; backup {backup})"
                 if backup
                 else "nothing to change",
                 markup=False,

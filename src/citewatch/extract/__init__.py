@@ -88,7 +88,7 @@ def discover(
             yield file
 
 
-_EXTENSION = re.compile(r"\.[A-Za-z0-9]*[A-Za-z][A-Za-z0-9]{0,7}")
+_EXTENSION = re.compile(r"\.[A-Za-z0-9]*[A-Za-z][A-Za-z0-9-]{0,11}")  # .csv, .db-wal; not .2023
 
 
 def _other_type(name: str) -> bool:
