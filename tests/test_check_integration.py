@@ -303,6 +303,24 @@ def test_a_job_run_every_max_age_reprobes_every_url_each_time(
     assert probed == [(2, 0), (2, 0), (0, 2)]  # the third run, 12 hours on, finds them fresh
 
 
+def test_a_long_runs_late_probes_are_as_old_as_its_first(make_simweb: Any, store: Store) -> None:
+    """A daily audit whose check takes hours: tomorrow's run re-probes what it probed last,
+    not only what it probed in its first hour (freshness dates from the run's first probe)."""
+
+    web = make_simweb()
+    urls = ["http://news.test/ok/early", "http://news.test/ok/late"]
+    seed(store, urls)
+    t0 = datetime(2030, 1, 1, 3, 0, tzinfo=UTC)
+    run_id = store.begin_run("check")
+    for url, hours in zip(urls, (0, 5), strict=True):
+        url_id = store.query("SELECT id FROM urls WHERE url = ?", [url])[0]["id"]
+        stamp = (t0 + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        store.record_check(run_id, url_id, ProbeResult(url, Outcome.OK, stamp), "ok")
+    store.finish_run(run_id, network="ok")
+    result = check(store, settings_for(web), now=lambda: t0 + timedelta(days=1))
+    assert (result.probed, result.skipped_fresh) == (2, 0)
+
+
 def test_one_shot_gives_unconfirmed_dead(make_simweb: Any, store: Store) -> None:
     web = make_simweb()
     url = "https://news.test/gone/one-shot"

@@ -96,10 +96,15 @@ class Plan:
 
 
 def fresh_url_ids(store: Store, since: datetime) -> set[int]:
-    """URLs with a check that counts as evidence made at or after ``since``."""
+    """URLs with a check that counts as evidence, made by a run that began probing at or after
+    ``since``. The run's first probe, not each check's own time, so that a long run's late
+    probes are as old as its early ones: a daily job re-probes them all the next day however
+    long the run took (the clock is the checks' own, as tests set it)."""
     rows = store.db.query(
         "SELECT c.url_id, c.outcome, c.network, r.network AS run_network FROM checks c"
-        " JOIN runs r ON r.id = c.run_id WHERE c.checked_at >= ?",
+        " JOIN runs r ON r.id = c.run_id"
+        " JOIN (SELECT run_id, MIN(checked_at) AS began FROM checks GROUP BY run_id) b"
+        " ON b.run_id = c.run_id WHERE b.began >= ?",
         [iso(since)],
     )
     return {row["url_id"] for row in rows if counts(row)}
