@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from citewatch.cli import app, judged_broken
 from citewatch.extract import read_profile
-from citewatch.fix import FixRefused, ProfileNotScanned, plan_fix, write_fix
+from citewatch.fix import FixRefused, ProfileNotScanned, already_fixed_note, plan_fix, write_fix
 from citewatch.models import Citation, Profile, Snapshot
 from citewatch.store import Store
 from citewatch.urls import resolve
@@ -1409,3 +1409,44 @@ def test_robust_links_naming_a_copy_citewatch_does_not_know_are_listed_not_dropp
     assert result.diff == "" and result.replaced == [] and result.refused is None
     [entry] = result.unresolved
     assert entry["url"] == "https://e.example/p" and elsewhere in entry["reason"]
+
+
+def test_two_citations_recorded_at_one_place_are_never_rewritten_over_each_other(store, tmp_path):
+    # A reader once placed one URL cited twice in a table row at its first occurrence (both at
+    # the same line and column): applying both edits there wrote a corrupted row. One edit is
+    # made; the other citation waits for a rescan.
+    path = tmp_path / "p.md"
+    url = "https://o.example/p"
+    text = f"| a | b |\n|---|---|\n| [x]({url}) | [y]({url}) |\n"
+    scan(store, path, text, "markdown", [(url, url), (url, url)], base=None)
+    assert [(r["line"], r["col"]) for r in store.query("SELECT * FROM citations")] == [(3, 7)] * 2
+    judge(store, url, "dead", [("20200101000000", 200)])
+    archived = f"{WB}/20200101000000/{url}"
+    result = plan_fix(store, path)
+    [done] = result.replaced
+    assert (done["line"], done["column"], done["replacement"]) == (3, 7, archived)
+    [left] = result.unresolved
+    assert (left["line"], left["column"], left["url"]) == (3, 7, url)
+    assert left["reason"] == (
+        "overlaps another edit at line 3, column 7: not rewritten (rescan, then fix again)"
+    )
+    assert changed_lines(result.diff) == (
+        [f"| [x]({url}) | [y]({url}) |"],
+        [f"| [x]({archived}) | [y]({url}) |"],
+    )
+    write_fix(result, path)
+    assert path.read_text() == f"| a | b |\n|---|---|\n| [x]({archived}) | [y]({url}) |\n"
+    assert table_cells(path) == [2, 2]
+    assert cited_urls(path) == [archived, url]
+    # Planned again without a rescan: the first is recognised, the other still set aside, and our
+    # own rewrite is not taken for a change elsewhere (nothing reverted twice).
+    again = plan_fix(store, path)
+    assert again.diff == "" and again.refused is None and len(again.already_fixed) == 1
+    assert [u["reason"] for u in again.unresolved] == [left["reason"]]
+
+
+def test_the_already_fixed_note_is_true_of_archived_copies_and_new_locations():
+    assert already_fixed_note(1) == "1 citation already points at its archived copy or new location"
+    assert (
+        already_fixed_note(3) == "3 citations already point at their archived copy or new location"
+    )

@@ -41,6 +41,9 @@ Safety rules, each one a reason this module exists rather than a search-and-repl
   not 2xx) is rewritten to the current replacement. A site is found at its recorded column, moved
   by what our rewrites earlier on its line changed since the scan (nothing, when the file is as
   scanned).
+- **Edits never overlap.** Two citations whose edits (or the reverts of an earlier rewrite) would
+  touch the same text — two citations recorded at one place, a reader's mistake — are never both
+  made: the first is, each other one is listed as unresolved (rescan, then fix again).
 - **Refuses stale files.** If the file's sha256 differs from the scanned one, the plan reverts our own
   rewrites in memory; only if that does not reproduce the scanned bytes has the file changed in other
   ways, and :func:`write_fix` raises :class:`FixRefused` (rescan first).
@@ -1012,6 +1015,60 @@ def _find_site(
 # -- planning and writing -----------------------------------------------------------------------------
 
 
+def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    """Whether two edit spans of the text overlap or coincide. An insertion (an empty span)
+    overlaps a span it falls strictly inside, or an insertion at the same place; at either end of
+    a span it does not (:func:`_apply` puts it before or after, as its position says).
+
+    >>> _overlap((3, 8), (5, 12)), _overlap((3, 8), (8, 9)), _overlap((4, 4), (4, 4))
+    (True, False, True)
+    >>> _overlap((5, 5), (3, 8)), _overlap((3, 3), (3, 8))
+    (True, False)
+    """
+    (s1, e1), (s2, e2) = a, b
+    if (s1, e1) == (s2, e2):
+        return True
+    if s1 == e1:
+        return s2 < s1 < e2
+    if s2 == e2:
+        return s1 < s2 < e1
+    return s1 < e2 and s2 < e1
+
+
+class _Claims:
+    """The spans of the text the sites kept so far edit (or would revert), each with its
+    citation, indexed by line: a site whose spans overlap another's is set aside, never applied
+    (two citations recorded at one place would otherwise be rewritten twice, over each other)."""
+
+    def __init__(self, starts: Sequence[int]) -> None:
+        self._starts = starts
+        self._by_line: dict[int, list[tuple[int, int, Mapping[str, Any]]]] = defaultdict(list)
+
+    def _lines(self, start: int, end: int) -> range:
+        first = bisect.bisect_right(self._starts, start) - 1
+        return range(first, bisect.bisect_right(self._starts, max(start, end - 1)))
+
+    def holder(self, spans: Iterable[tuple[int, int]]) -> Mapping[str, Any] | None:
+        """The citation of a kept site one of ``spans`` overlaps, or None."""
+        for start, end in spans:
+            for line in self._lines(start, end):
+                for s, e, row in self._by_line.get(line, ()):
+                    if _overlap((start, end), (s, e)):
+                        return row
+        return None
+
+    def add(self, spans: Iterable[tuple[int, int]], row: Mapping[str, Any]) -> None:
+        for start, end in set(spans):
+            for line in self._lines(start, end):
+                self._by_line[line].append((start, end, row))
+
+
+def _site_spans(site: _Site) -> list[tuple[int, int]]:
+    """Every span of the text a site's edits, reverts and alternatives touch."""
+    edits = (*site.edits, *site.reverts, *(e for alt in site.alternatives for e in alt))
+    return [(start, end) for start, end, _ in edits]
+
+
 def _apply(text: str, edits: Sequence[tuple[int, int, str]]) -> str:
     for start, end, new in sorted(edits, key=lambda e: (e[0], e[1]), reverse=True):
         text = text[:start] + new + text[end:]
@@ -1087,6 +1144,7 @@ def plan_fix(
     edits: list[tuple[int, int, str]] = []
     reverts: list[tuple[int, int, str]] = []
     alternatives: list[list[list[tuple[int, int, str]]]] = []
+    claims = _Claims(starts)
     for line in sorted(by_line):
         # How far earlier rewrites on this line may have moved the text since it was scanned.
         shifts = [0]
@@ -1114,6 +1172,19 @@ def plan_fix(
                 if row["col"]:  # where the site was found tells how far the line had moved
                     shifts = [site.start - (starts[line - 1] + row["col"] - 1)]
                 shifts = list(dict.fromkeys(s + d for s in shifts for d in site.deltas()))[:8]
+            # Safety net: two citations recorded at one place (a reader's mistake) would be
+            # rewritten over each other. The first is kept; the other waits for a rescan.
+            spans_used = _site_spans(site)
+            if (holder := claims.holder(spans_used)) is not None:
+                result.unresolved.append(
+                    _entry(
+                        row,
+                        f"overlaps another edit at line {holder['line']}, column "
+                        f"{holder['col']}: not rewritten (rescan, then fix again)",
+                    )
+                )
+                continue
+            claims.add(spans_used, row)
             if site.problem is not None:
                 result.unresolved.append(_entry(row, site.problem))
                 reverts += site.reverts
@@ -1190,6 +1261,18 @@ def _form_info(cand: _Candidate, form: str) -> dict[str, Any]:
         "snapshot": snap.timestamp if snap else None,
         "days_from_citation": snap.days_from_citation if snap else None,
     }
+
+
+def already_fixed_note(count: int) -> str:
+    """The stderr line for a plan's ``already_fixed`` citations: a site may carry an archived copy
+    or, with ``--include-moved``, a moved URL's new location.
+
+    >>> already_fixed_note(1)
+    '1 citation already points at its archived copy or new location'
+    """
+    if count == 1:
+        return "1 citation already points at its archived copy or new location"
+    return f"{count} citations already point at their archived copy or new location"
 
 
 def _backup_path(path: Path, content: bytes) -> Path:
