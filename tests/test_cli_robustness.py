@@ -280,7 +280,10 @@ def test_fix_says_link_or_links_as_counted(cli, tmp_path):
     done = cli("fix", "p.md", "--write")
     assert done.exit_code == 0, done.output
     assert "rewrote p.md (2 links; backup p.md.bak)" in done.stderr
-    assert "2 citations already point at their archived copy" in cli("fix", "p.md").stderr
+    assert (
+        "2 citations already point at their archived copy or new location"
+        in cli("fix", "p.md").stderr
+    )
     store = Store.open(tmp_path / "citewatch.db")
     scan_profile(
         store,
@@ -292,7 +295,10 @@ def test_fix_says_link_or_links_as_counted(cli, tmp_path):
     store.close()
     one = cli("fix", "one.md", "--write")
     assert one.exit_code == 0 and "rewrote one.md (1 link; backup" in one.stderr
-    assert "1 citation already points at its archived copy" in cli("fix", "one.md").stderr
+    assert (
+        "1 citation already points at its archived copy or new location"
+        in cli("fix", "one.md").stderr
+    )
 
 
 @pytest.mark.parametrize("write", [[], ["--write"]])

@@ -1183,12 +1183,9 @@ def fix(
         if result.refused and not write:
             err.print(f"warning: --write would be refused: {result.refused}", markup=False)
         if fixed := len(result.already_fixed):
-            err.print(
-                "1 citation already points at its archived copy"
-                if fixed == 1
-                else f"{fixed} citations already point at their archived copy",
-                markup=False,
-            )
+            from .fix import already_fixed_note
+
+            err.print(already_fixed_note(fixed), markup=False)
         for item in result.unresolved:
             err.print(
                 f"not fixed: line {item.get('line')}: {item.get('url')}: {item.get('reason')}",
