@@ -209,6 +209,28 @@ def test_markdown_one_url_cited_twice_in_a_table_row_gets_two_places(tmp_path):
     assert places == [(3, 7, "x"), (3, 31, "y"), (4, 3, ""), (4, 24, ""), (4, 47, "z")]
 
 
+@pytest.mark.parametrize(
+    ("row", "places"),
+    [
+        (  # the second cell's URL also appears inside the first cell's archive link
+            "| [x](https://web.archive.org/web/20200101000000/https://o.example/p) "
+            "| [y](https://o.example/p) |",
+            [(3, 7, "x"), (3, 77, "y")],
+        ),
+        (  # the URL is also the first cell's link text
+            "| [https://o.example/p](https://o.example/p) | [y](https://o.example/p) |",
+            [(3, 25, "https://o.example/p"), (3, 52, "y")],
+        ),
+    ],
+)
+def test_markdown_table_cells_are_placed_cell_by_cell(tmp_path, row, places):
+    """A cell's citation is looked for in that cell, not at the first place its text appears
+    on the row (where `fix` would then rewrite someone else's link)."""
+    path = tmp_path / "t.md"
+    path.write_text(f"| a | b |\n|---|---|\n{row}\n", encoding="utf-8")
+    assert [(c.line, c.column, c.text) for c in read_profile(path).citations] == places
+
+
 def test_markdown_relative_links_without_base_are_findings(tmp_path):
     path = tmp_path / "p.md"
     path.write_text("See [a](/only/relative) and [b](../up).\n", encoding="utf-8")

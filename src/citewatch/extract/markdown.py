@@ -181,6 +181,7 @@ def read_markdown(text: str) -> Extracted:
     definitions = _definitions(body)
     tokens = _MD.parse(body)
     taken: set[tuple[int, int]] = set()  # (line, column) already given to a reference
+    cells: dict[int, int] = {}  # line → where the next table cell's search starts
     section = ""
     heading_level = 0
     first_heading = ""
@@ -200,7 +201,7 @@ def read_markdown(text: str) -> Extracted:
                 if heading_level == 1 and not result.title:
                     result.title = heading
             section = heading
-        block = _Block(lines, token, taken)
+        block = _Block(lines, token, taken, cells)
         refs = _inline_refs(block, token.children or [], definitions, section, result.findings)
         if heading_level:
             heading_level = 0
@@ -216,7 +217,11 @@ class _Block:
     """Maps offsets in an inline token's content back to file (line, column)."""
 
     def __init__(
-        self, lines: list[str], token: Token, taken: set[tuple[int, int]] | None = None
+        self,
+        lines: list[str],
+        token: Token,
+        taken: set[tuple[int, int]] | None = None,
+        cells: dict[int, int] | None = None,
     ) -> None:
         assert token.map is not None
         #: Positions already given out, shared by the blocks of one document: the cells of a
@@ -229,6 +234,18 @@ class _Block:
         self.starts = [0]
         for m in re.finditer("\n", self.content):
             self.starts.append(m.end())
+        #: Where a one-line content that does not end its line starts in it (a GFM table cell:
+        #: the cells of a row are parsed one by one), found left to right via ``cells``.
+        self.origin: int | None = None
+        if cells is not None and len(self.starts) == 1 and self.first < len(lines):
+            source = lines[self.first]
+            if self.content and not source[: _rstripped_len(source, 0, len(source))].endswith(
+                self.content
+            ):
+                start = source.find(self.content, cells.get(self.first, 0))
+                if start >= 0:
+                    self.origin = start
+                    cells[self.first] = start + len(self.content)
 
     def locate(self, offset: int, raw: str, *, claim: bool = True) -> tuple[int, int]:
         """1-based (line, column) of ``raw``, which starts at ``offset`` in the content (only its
@@ -255,6 +272,8 @@ class _Block:
         piece_len = _rstripped_len(self.content, self.starts[k], piece_end)
         within = offset - self.starts[k]
         guess = _rstripped_len(source, 0, len(source)) - piece_len + within
+        if self.origin is not None:
+            guess = self.origin + within
         if (
             guess >= 0
             and source.startswith(raw, guess)
