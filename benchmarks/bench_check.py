@@ -161,23 +161,33 @@ def worker(db: str, options: str) -> None:
     gc.freeze()  # as citewatch.cli.main does before the process exits
 
 
-def measure(db: str, options: dict[str, object]) -> dict[str, object]:
-    """Run the worker as a child; wall, peak RSS and CPU of that process (like /usr/bin/time)."""
+def run_measured(cmd: list[str], **popen: object) -> tuple[str, str, int, dict[str, float]]:
+    """Run ``cmd`` as a child; (stdout, stderr, exit code, figures): the wall time, peak RSS and
+    CPU of that process, as /usr/bin/time measures the peers."""
     began = time.perf_counter()
     child = subprocess.Popen(
-        [sys.executable, __file__, "--worker", db, json.dumps(options)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cmd, stdout=popen.pop("stdout", subprocess.PIPE), stderr=subprocess.PIPE, text=True,
+        **popen,  # type: ignore[arg-type]
     )  # fmt: skip
-    assert child.stdout is not None and child.stderr is not None
-    out = child.stdout.read()
+    assert child.stderr is not None
+    out = child.stdout.read() if child.stdout is not None else ""
     err = child.stderr.read()
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - began
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
-        raise SystemExit(f"worker failed ({child.returncode}):\n{err}")
+    figures = {"wall_s": wall, "rss_mb": usage.ru_maxrss / 1024,
+               "cpu_s": usage.ru_utime + usage.ru_stime}  # fmt: skip
+    return out, err, os.waitstatus_to_exitcode(status), figures
+
+
+def measure(db: str, options: dict[str, object]) -> dict[str, object]:
+    """Run the worker as a child, measured (see :func:`run_measured`)."""
+    out, err, code, figures = run_measured(
+        [sys.executable, __file__, "--worker", db, json.dumps(options)]
+    )
+    if code != 0:
+        raise SystemExit(f"worker failed ({code}):\n{err}")
     data = json.loads(out)
-    data.update(wall_s=wall, rss_mb=usage.ru_maxrss / 1024, cpu_s=usage.ru_utime + usage.ru_stime)
+    data.update(figures)
     return data
 
 
@@ -189,21 +199,12 @@ def measure_cli(db: str, options: dict[str, object]) -> dict[str, object]:
            "--canary", str(options["canary"])]  # fmt: skip
     for rule in options["connect_to"]:  # type: ignore[attr-defined]
         cmd += ["--connect-to", rule]
-    began = time.perf_counter()
-    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert child.stdout is not None and child.stderr is not None
-    out = child.stdout.read()
-    err = child.stderr.read()
-    _, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - began
-    code = os.waitstatus_to_exitcode(status)
+    out, err, code, figures = run_measured(cmd)
     if code not in (0, 1):  # 1: broken citations found, as expected here
         raise SystemExit(f"citewatch check failed ({code}):\n{err}")
     report = json.loads(out)
     outcomes = {item["url"]: (item["outcome"], item["verdict"]) for item in report["urls"]}
-    return {"wall_s": wall, "rss_mb": usage.ru_maxrss / 1024,
-            "cpu_s": usage.ru_utime + usage.ru_stime, "outcomes": outcomes,
-            "network": report["run"]["network"]}  # fmt: skip
+    return {**figures, "outcomes": outcomes, "network": report["run"]["network"]}
 
 
 def find_lychee() -> str | None:
@@ -224,24 +225,15 @@ def run_lychee(lychee: str, corpus_md: Path, report: Path, concurrency: int, per
            str(concurrency), "--host-concurrency", str(per_host), "--host-request-interval", "0ms",
            "--max-retries", "0", corpus_md.name]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    began = time.perf_counter()
-    child = subprocess.Popen(
-        cmd, cwd=corpus_md.parent, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    _, err, status, figures = run_measured(
+        cmd, cwd=corpus_md.parent, env=env, stdout=subprocess.DEVNULL
     )
-    assert child.stderr is not None
-    err = child.stderr.read()
-    _, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - began
     if not report.is_file():
-        raise SystemExit(
-            f"lychee wrote no report (status {status}):\n{err.decode(errors='replace')}"
-        )
+        raise SystemExit(f"lychee wrote no report (status {status}):\n{err}")
     data = json.loads(report.read_text())
     broken = {item["url"] for key in ("error_map", "fail_map") for items in
               (data.get(key) or {}).values() for item in items}  # fmt: skip
-    return {"wall_s": wall, "rss_mb": usage.ru_maxrss / 1024,
-            "cpu_s": usage.ru_utime + usage.ru_stime, "total": data.get("total", 0),
-            "broken": broken}  # fmt: skip
+    return {**figures, "total": data.get("total", 0), "broken": broken}
 
 
 def run_reference(urls: Path, concurrency: int, per_host: int, address: str | None) -> dict:
@@ -250,17 +242,11 @@ def run_reference(urls: Path, concurrency: int, per_host: int, address: str | No
            "--concurrency", str(concurrency), "--per-host", str(per_host)]  # fmt: skip
     if address:
         cmd += ["--connect-address", address]
-    began = time.perf_counter()
-    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert child.stdout is not None and child.stderr is not None
-    out = child.stdout.read()
-    err = child.stderr.read()
-    _, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - began
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"reference client failed ({status}):\n{err}")
+    out, err, code, figures = run_measured(cmd)
+    if code != 0:
+        raise SystemExit(f"reference client failed ({code}):\n{err}")
     data = json.loads(out)
-    data.update(wall_s=wall, rss_mb=usage.ru_maxrss / 1024, cpu_s=usage.ru_utime + usage.ru_stime)
+    data.update(figures)
     return data
 
 
