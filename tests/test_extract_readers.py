@@ -221,6 +221,16 @@ def test_markdown_one_url_cited_twice_in_a_table_row_gets_two_places(tmp_path):
             "| [https://o.example/p](https://o.example/p) | [y](https://o.example/p) |",
             [(3, 25, "https://o.example/p"), (3, 52, "y")],
         ),
+        (  # a cell holding an escaped pipe: its text reaches the parser unescaped
+            "| [t](https://web.archive.org/web/20200101000000/https://x.example/p) a\\|b "
+            "| https://x.example/p |",
+            [(3, 7, "t"), (3, 78, "")],
+        ),
+        (
+            "| https://x.example/q [t](https://web.archive.org/web/20200101000000/https://x.example/p)"
+            " | https://x.example/p a\\|b |",
+            [(3, 3, ""), (3, 27, "t"), (3, 93, "")],
+        ),
     ],
 )
 def test_markdown_table_cells_are_placed_cell_by_cell(tmp_path, row, places):

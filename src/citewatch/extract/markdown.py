@@ -237,15 +237,31 @@ class _Block:
         #: Where a one-line content that does not end its line starts in it (a GFM table cell:
         #: the cells of a row are parsed one by one), found left to right via ``cells``.
         self.origin: int | None = None
+        #: The source span of a table cell whose offsets do not map one to one (see _cell_start).
+        self.cell: tuple[int, int] | None = None
         if cells is not None and len(self.starts) == 1 and self.first < len(lines):
             source = lines[self.first]
             if self.content and not source[: _rstripped_len(source, 0, len(source))].endswith(
                 self.content
             ):
-                start = source.find(self.content, cells.get(self.first, 0))
-                if start >= 0:
-                    self.origin = start
-                    cells[self.first] = start + len(self.content)
+                self.origin = self._cell_start(source, cells)
+
+    def _cell_start(self, source: str, cells: dict[int, int]) -> int | None:
+        """Where this content starts on its line, searching from where the previous cell of the
+        row ended; the search cursor always moves past this cell. A cell's ``\\|`` reaches
+        the inline parser as ``|``: an offset in such a content is not one in the source, so
+        the cell is then only used to move the cursor (:meth:`_locate` searches the cell)."""
+        cursor = cells.get(self.first, 0)
+        start = source.find(self.content, cursor)
+        if start >= 0:
+            cells[self.first] = start + len(self.content)
+            return start
+        escaped = self.content.replace("|", "\\|")
+        start = source.find(escaped, cursor)
+        if start >= 0:
+            cells[self.first] = start + len(escaped)
+            self.cell = (start, start + len(escaped))
+        return None
 
     def locate(self, offset: int, raw: str, *, claim: bool = True) -> tuple[int, int]:
         """1-based (line, column) of ``raw``, which starts at ``offset`` in the content (only its
@@ -280,7 +296,12 @@ class _Block:
             and (index + 1, guess + 1) not in self.taken
         ):
             return index + 1, guess + 1
-        # Tabs, stripped prefixes or table cells shifted things: the first free occurrence.
+        # Tabs, stripped prefixes or table cells shifted things: the first free occurrence
+        # (within the cell, for a cell known only by its span).
+        if self.cell is not None and k == 0:
+            found = self._free(index, raw, self.cell[0])
+            if 0 <= found < self.cell[1]:
+                return index + 1, found + 1
         found = self._free(index, raw)
         if found >= 0:
             return index + 1, found + 1
