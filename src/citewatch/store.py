@@ -427,10 +427,13 @@ class Store:
         except OSError:  # a file system without locks: run unserialised rather than not at all
             handle.close()
             return
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}, since {utcnow()}\n")
-        handle.flush()
+        try:  # who holds it, for the message a second run prints; the lock is what counts
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()}, since {utcnow()}\n")
+            handle.flush()
+        except OSError:  # a full disk: the lock is held all the same
+            pass
         self._claim = handle
 
     def _version(self) -> int:
