@@ -1450,3 +1450,43 @@ def test_the_already_fixed_note_is_true_of_archived_copies_and_new_locations():
     assert (
         already_fixed_note(3) == "3 citations already point at their archived copy or new location"
     )
+
+
+@pytest.mark.parametrize(
+    "before",
+    [
+        'data-content="<b>Note</b>"',  # a Bootstrap popover's HTML
+        'title="1<2" alt="p>q"',
+        "title=it's",  # an unquoted value holding a quote
+        "title='a>b' data-x=\"<i \"",
+        'data-a="<a x=\'" data-b="\'>"',  # a value that reads as the start of another tag
+    ],
+)
+def test_earlier_attribute_values_holding_angle_brackets_keep_the_link_whole(
+    store, tmp_path, before
+):
+    # The tag starts at the '<' whose attributes (HTML's grammar) reach the href's value, not at
+    # the last '<' before it: the decoration goes after the href, never inside another value.
+    path = tmp_path / "p.html"
+    url = "https://d.example/x"
+    scan_read(store, path, f'<p><a {before} href="{url}">x</a></p>\n')
+    judge(store, url, "dead", [("20200102030405", 200)])
+    wanted = link_attributes(path)[0] | memento_link(url, "20200102030405")
+    result = plan_fix(store, path)
+    if result.replaced:
+        write_fix(result, path)
+        assert link_attributes(path) == [wanted]
+        assert cited_urls(path) == [f"{WB}/20200102030405/{url}"]
+        assert plan_fix(store, path).diff == ""
+    else:  # never corrupted: listed, the file untouched
+        assert result.diff == "" and len(result.unresolved) == 1
+
+
+def test_a_url_in_an_attribute_other_than_a_link_is_never_decorated(store, tmp_path):
+    from citewatch.fix import _tag_bounds
+
+    text = '<a title="https://d.example/x" href="https://d.example/y">'
+    assert _tag_bounds(text, text.index("https://d.example/x")) is None
+    assert _tag_bounds(text, text.index("https://d.example/y")) == (0, len(text) - 1)
+    text = '<a data-content="<a href=\'https://d.example/x\'>" href="y">'
+    assert _tag_bounds(text, text.index("https://d.example/x")) is None

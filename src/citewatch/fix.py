@@ -122,6 +122,7 @@ _START_TAG_TO_VALUE = re.compile(
     r"""<[A-Za-z][^\s/>]*(?:\s+[^\s"'<>/=]+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'=<>`]+))?)*"""
     r"""\s+[^\s"'<>/=]+\s*=\s*(["']?)"""
 )
+_TAG_NAME = re.compile(r"<[A-Za-z][^\s/>]*")
 _START_TAG_OPEN = re.compile(r"<[A-Za-z][^\s/>]*(?=\s)")
 _ATTR_BEFORE = re.compile(r"""\s[^\s"'<>/=]+\s*=\s*(["']?)\Z""")
 _LONE_CR = re.compile(r"\r(?!\n)")
@@ -739,26 +740,6 @@ def _match_replace(
     return _Site(pos, p + len(tail), edits, reverts, escaped, found)
 
 
-def _tag_bounds(text: str, inside: int) -> tuple[int, int] | None:
-    """(start of '<', index of the closing '>') of the start tag around ``inside``."""
-    start = text.rfind("<", 0, inside + 1)
-    if start < 0:
-        return None
-    quote = None
-    for i in range(start + 1, len(text)):
-        ch = text[i]
-        if quote:
-            if ch == quote:
-                quote = None
-        elif ch in "\"'":
-            quote = ch
-        elif ch == ">":
-            return start, i
-        elif ch == "<":
-            return None
-    return None
-
-
 @dataclass(frozen=True)
 class _Attribute:
     start: int
@@ -772,23 +753,80 @@ class _Attribute:
 def _tag_attributes(text: str, tag_start: int, close: int) -> dict[str, _Attribute]:
     """The attributes of the start tag ``text[tag_start:close]`` by lower-cased name (the first of
     each name, as HTML keeps it)."""
+    tag = _start_tag(text, tag_start, close + 1)
     found: dict[str, _Attribute] = {}
-    name = re.compile(r"<[^\s/>]*").match(text, tag_start, close)
-    pos = name.end() if name else tag_start + 1
-    while pos < close:
-        m = _TAG_ATTR.match(text, pos, close)
-        if m is None or m.end() == pos:
-            pos += 1  # a stray '/'
-            continue
-        key = m.group(1).lower()
-        if m.group(2) is None:
+    for key, attribute in tag[1] if tag else ():
+        found.setdefault(key, attribute)
+    return found
+
+
+def _start_tag(text: str, lt: int, limit: int) -> tuple[int, list[tuple[str, _Attribute]]] | None:
+    """The start tag whose '<' is at ``lt``, read with HTML's attribute grammar (a quoted value may
+    hold '<' and '>'; an unquoted one ends at whitespace or '>'): (index of its closing '>', its
+    attributes in order, by lower-cased name); None when ``lt`` opens no start tag closed before
+    ``limit``."""
+    name = _TAG_NAME.match(text, lt, limit)
+    if name is None:
+        return None
+    attrs: list[tuple[str, _Attribute]] = []
+    pos = name.end()
+    while pos < limit:
+        m = _TAG_ATTR.match(text, pos, limit)  # its leading whitespace included
+        if m is None:
+            while pos < limit and text[pos] in " \t\n\r\f":
+                pos += 1
+            if pos < limit and text[pos] == ">":
+                return pos, attrs
+            if pos < limit and text[pos] == "/":
+                pos += 1  # a stray '/' (or "/>")
+                continue
+            return None
+        value = m.group(2)
+        if value is None:
             span = (m.end(1), m.end(1))
-        elif m.group(2)[0] in "\"'":
+        elif value[0] in "\"'":
+            if len(value) < 2 or value[-1] != value[0]:
+                return None  # a quoted value never closed (before ``limit``)
             span = (m.start(2) + 1, m.end(2) - 1)
         else:
             span = (m.start(2), m.end(2))
-        found.setdefault(key, _Attribute(m.start(), m.end(), *span))
+        attrs.append((m.group(1).lower(), _Attribute(m.start(), m.end(), *span)))
         pos = m.end()
+    return None
+
+
+def _tag_bounds(text: str, inside: int) -> tuple[int, int] | None:
+    """(start of '<', index of the closing '>') of the start tag one of whose link attributes
+    (href, src, cite) has its value at ``inside``; None when there is no such tag, or when which
+    '<' opens it is ambiguous (a '<' inside an earlier attribute's value, which could be read as
+    another tag holding that value too)."""
+    floor = max(0, inside - 4096)
+    limit = min(len(text), inside + 65536)
+    found: tuple[int, int] | None = None
+    lt = inside
+    for _ in range(64):  # a '<' inside an earlier attribute's value is not the tag's
+        lt = text.rfind("<", floor, lt)
+        if lt < 0:
+            break
+        tag = _start_tag(text, lt, limit)
+        if tag is None:
+            continue
+        close, attrs = tag
+        if found is not None:
+            # An earlier tag that holds the one found inside an attribute value: ambiguous.
+            if any(a.value_start <= found[0] < a.value_end for _, a in attrs):
+                return None
+            continue
+        if close < inside:
+            continue
+        hit = next(((key, a) for key, a in attrs if a.value_start <= inside <= a.value_end), None)
+        if hit is None:
+            continue  # ``inside`` is not in a value of this tag: an earlier '<' may open it
+        key, attribute = hit
+        lead = text[attribute.value_start : inside]
+        if key not in ("href", "src", "cite") or lead.strip(" \t\n\r\f"):
+            return None
+        found = (lt, close)
     return found
 
 
@@ -886,7 +924,8 @@ def _match_memento(
         elif not _same_day(_value(text, date_attr) or "", date):
             decoration.append((date_attr.value_start, date_attr.value_end, date))
     if insert:
-        self_closing = text[close - 1] == "/" and text[close - 2] in " \t\n\r\f\"'"
+        # "/>" closing the tag (not an unquoted value's last character): insert before the '/'.
+        self_closing = text[close - 1] == "/" and all(a.end < close for a in attrs.values())
         at = close - 1 if self_closing else close
         decoration.append((at, at, insert))
 
