@@ -1490,3 +1490,50 @@ def test_a_url_in_an_attribute_other_than_a_link_is_never_decorated(store, tmp_p
     assert _tag_bounds(text, text.index("https://d.example/y")) == (0, len(text) - 1)
     text = '<a data-content="<a href=\'https://d.example/x\'>" href="y">'
     assert _tag_bounds(text, text.index("https://d.example/x")) is None
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        'data-versiondate="2020-01-02T03:04"',  # the capture's day already
+        'data-originalurl="https://d.example/x"',
+        "data-versiondate",  # valueless
+        'data-versiondate=""',
+        'data-originalurl="https://d.example/x" data-versiondate',
+    ],
+)
+def test_a_link_with_some_robust_links_attributes_is_completed_and_recognised_after(
+    store, tmp_path, extra
+):
+    # Only what the link lacks is added (a valueless date gets its value); the next plan, without
+    # a rescan, recognises citewatch's own edit: a second `fix --write` is a no-op, exit 0.
+    path = tmp_path / "p.html"
+    url = "https://d.example/x"
+    scan_read(store, path, f'<p><a href="{url}" {extra}>x</a></p>\n')
+    judge(store, url, "dead", [("20200102030405", 200)])
+    [done] = plan_fix(store, path).replaced
+    assert done["mode"] == "robust_links"
+    write_fix(plan_fix(store, path), path)
+    [attrs] = link_attributes(path)
+    assert attrs["href"] == f"{WB}/20200102030405/{url}"
+    assert attrs["data-originalurl"] == url
+    assert attrs["data-versiondate"].startswith("2020-01-02")
+    assert len(attrs) == 3 and cited_urls(path) == [attrs["href"]]
+    again = plan_fix(store, path)
+    assert again.refused is None and again.diff == "" and len(again.already_fixed) == 1
+    db = tmp_path / "t.db"
+    run = CliRunner().invoke(app, ["fix", str(path), "--write", "--db", str(db)])
+    assert run.exit_code == 0, run.output
+    assert link_attributes(path) == [attrs]
+
+
+def test_a_link_dated_by_its_author_on_another_day_is_listed_not_rewritten(store, tmp_path):
+    # Rewriting the date would lose the author's, and with it the means to recognise the file.
+    path = tmp_path / "p.html"
+    url = "https://d.example/x"
+    scan_read(store, path, f'<p><a href="{url}" data-versiondate="2019-05-05">x</a></p>\n')
+    judge(store, url, "dead", [("20200102030405", 200)])
+    result = plan_fix(store, path)
+    assert result.diff == "" and result.replaced == [] and result.refused is None
+    [entry] = result.unresolved
+    assert "data-versiondate (2019-05-05)" in entry["reason"]

@@ -913,15 +913,33 @@ def _match_memento(
     )
     decoration: list[tuple[int, int, str]] = []
     insert = ""
+    date_problem: str | None = None
     # No capture: the href carries the URL's new location (it moved), no memento to describe.
     if snapshot is not None:
         if version_attr is not None:  # "link to the original": the href is the memento now
             decoration.append((version_attr.start, version_attr.end, ""))
         if original_attr is None:
             insert += f' data-originalurl="{html.escape(original, quote=True)}"'
+        written_date = _value(text, date_attr) or ""
         if date_attr is None:
             insert += f' data-versiondate="{date}"'
-        elif not _same_day(_value(text, date_attr) or "", date):
+        elif date_attr.value_start == date_attr.end:  # valueless: given its value
+            named = text[date_attr.start : date_attr.end]
+            decoration.append((date_attr.start, date_attr.end, f'{named}="{date}"'))
+        elif _same_day(written_date, date):
+            pass
+        elif not written_date.strip() or (ours and ours[0] <= date_attr.start < ours[1]):
+            decoration.append((date_attr.value_start, date_attr.value_end, date))
+        elif version_attr is None:
+            # Someone's own date (the day they linked, say): citewatch would lose it, and with
+            # it the means to recognise the file it wrote.
+            date_problem = (
+                f"the link's data-versiondate ({written_date}) is not the day of the archived "
+                f"copy ({chosen.replacement if final == chosen.replacement else final}, "
+                f"{date}): point its href at a working copy by hand (Robust Links' link to the "
+                "memento: href, data-originalurl, data-versiondate)"
+            )
+        else:
             decoration.append((date_attr.value_start, date_attr.value_end, date))
     if insert:
         # "/>" closing the tag (not an unquoted value's last character): insert before the '/'.
@@ -963,10 +981,17 @@ def _match_memento(
                 )
         elif not site.reverts and kind == "old":
             alternatives = [[(start, end, "")], []]  # added by an earlier citewatch, or scanned
+    if site.reverts and not (ours is not None and scanned_had is not None):
+        # The href was rewritten since the scan: an earlier fix may have added only what the
+        # link lacked (data-originalurl or data-versiondate, at the tag's end) or given a
+        # valueless (or empty) data-versiondate its value.
+        for alt in _partial_decorations(text, close, original_attr, date_attr):
+            if alt not in alternatives:
+                alternatives.append(alt)
 
     carries = final if decoration and final != cand.replacement else None
     escaped = None if decoration else site.escaped
-    problem = None
+    problem = date_problem
     if version is not None and version not in (*cand.fixed_forms, *cand.stale_forms):
         # Someone's own Robust Links, naming a copy citewatch knows nothing about: never dropped.
         problem = (
@@ -985,6 +1010,35 @@ def _match_memento(
         alternatives,
         problem,
     )
+
+
+def _partial_decorations(
+    text: str, close: int, original_attr: _Attribute | None, date_attr: _Attribute | None
+) -> list[list[tuple[int, int, str]]]:
+    """How the scanned tag may have looked if an earlier fix added only one Robust Links
+    attribute (the last of the tag, as citewatch writes it) and perhaps gave a valueless (or
+    empty) data-versiondate its value."""
+    added: list[list[tuple[int, int, str]]] = [[]]
+    for attribute, name in ((original_attr, "data-originalurl"), (date_attr, "data-versiondate")):
+        if attribute is None or attribute.end not in (close, close - 1):
+            continue
+        if attribute.end == close - 1 and text[close - 1] != "/":
+            continue
+        if text.startswith(f' {name}="', attribute.start) and text[attribute.end - 1] == '"':
+            added.append([(attribute.start, attribute.end, "")])
+    filled: list[list[tuple[int, int, str]]] = [[]]
+    if (
+        date_attr is not None
+        and text[date_attr.value_start - 2 : date_attr.value_start] == '="'
+        and re.fullmatch(r"\d{4}-\d\d-\d\d", text[date_attr.value_start : date_attr.value_end])
+    ):
+        filled.append([(date_attr.value_start - 2, date_attr.end, "")])  # valueless
+        filled.append([(date_attr.value_start, date_attr.value_end, "")])  # empty
+    alternatives = []
+    for add, fill in itertools.product(added, filled):
+        if (add or fill) and not (add and fill and add[0][0] == date_attr.start):
+            alternatives.append([*fill, *add])
+    return alternatives
 
 
 def _version_date(snapshot: SnapshotInfo | None) -> str:
