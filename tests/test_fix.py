@@ -1537,3 +1537,26 @@ def test_a_link_dated_by_its_author_on_another_day_is_listed_not_rewritten(store
     assert result.diff == "" and result.replaced == [] and result.refused is None
     [entry] = result.unresolved
     assert "data-versiondate (2019-05-05)" in entry["reason"]
+
+
+def test_a_reference_definition_used_twice_is_rewritten_once_and_both_citations_counted(
+    store, tmp_path
+):
+    # Each link using the definition is a citation at the definition's place: the same edit,
+    # made once, reported for both; planned again, both are already fixed (nothing "overlaps").
+    path = tmp_path / "p.md"
+    url = "https://x.example/p"
+    scan_read(store, path, f"See [a][r] and [b][r].\n\n[r]: {url}\n")
+    judge(store, url, "dead", [("20200101000000", 200)])
+    archived = f"{WB}/20200101000000/{url}"
+    result = plan_fix(store, path)
+    assert result.unresolved == [] and result.refused is None
+    assert [(r["line"], r["column"], r["replacement"]) for r in result.replaced] == [
+        (3, 6, archived)
+    ] * 2
+    assert changed_lines(result.diff) == ([f"[r]: {url}"], [f"[r]: {archived}"])
+    write_fix(result, path)
+    assert cited_urls(path) == [archived, archived]
+    again = plan_fix(store, path)
+    assert again.diff == "" and again.unresolved == [] and again.refused is None
+    assert [r["replacement"] for r in again.already_fixed] == [archived] * 2

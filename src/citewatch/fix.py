@@ -43,7 +43,9 @@ Safety rules, each one a reason this module exists rather than a search-and-repl
   scanned).
 - **Edits never overlap.** Two citations whose edits (or the reverts of an earlier rewrite) would
   touch the same text — two citations recorded at one place, a reader's mistake — are never both
-  made: the first is, each other one is listed as unresolved (rescan, then fix again).
+  made: the first is, each other one is listed as unresolved (rescan, then fix again). The links
+  using one Markdown reference definition (each a citation at the definition, with the same edit)
+  share its one rewrite.
 - **Refuses stale files.** If the file's sha256 differs from the scanned one, the plan reverts our own
   rewrites in memory; only if that does not reproduce the scanned bytes has the file changed in other
   ways, and :func:`write_fix` raises :class:`FixRefused` (rescan first).
@@ -1156,6 +1158,30 @@ class _Claims:
                 self._by_line[line].append((start, end, row))
 
 
+#: The keys of an entry that say where its citation is (the rest says what the site got).
+_WHERE = ("line", "column", "url", "verdict", "reason")
+
+
+def _reference_definition(
+    text: str, pos: int, raw: str, spans: Sequence[tuple[int, int]], fmt: str
+) -> bool:
+    """Whether the URL at ``pos`` (the first of ``spans`` in ``raw``) is the destination of a
+    Markdown reference definition (which several links may use: each a citation there)."""
+    if fmt != "markdown":
+        return False
+    reference = _REFERENCE.match(raw)
+    if reference and spans[0][0] in (reference.end(), reference.end() + 1):
+        return True
+    line_start = text.rfind("\n", 0, pos) + 1
+    prefix = text[line_start:pos]
+    if _REFERENCE_BEFORE.fullmatch(prefix):
+        return True
+    if not prefix.strip(" \t") and line_start:  # "[label]:" alone on the line above
+        above = text[text.rfind("\n", 0, line_start - 1) + 1 : line_start - 1]
+        return _REFERENCE_BEFORE.fullmatch(above) is not None
+    return False
+
+
 def _site_spans(site: _Site) -> list[tuple[int, int]]:
     """Every span of the text a site's edits, reverts and alternatives touch."""
     edits = (*site.edits, *site.reverts, *(e for alt in site.alternatives for e in alt))
@@ -1238,11 +1264,18 @@ def plan_fix(
     reverts: list[tuple[int, int, str]] = []
     alternatives: list[list[list[tuple[int, int, str]]]] = []
     claims = _Claims(starts)
+    fmt = profile["format"]
+    kept: dict[int, tuple[tuple[Any, ...], dict[str, Any]]] = {}  # by id of a kept site's row
     for line in sorted(by_line):
         # How far earlier rewrites on this line may have moved the text since it was scanned.
         shifts = [0]
+        shifts_at: dict[int, list[int]] = {}  # by column: the shifts before its first site
         for cand in sorted(by_line[line], key=lambda c: c.row["col"] or 0):
             row = cand.row
+            if row["col"]:
+                # A citation recorded where an earlier one is (a reference definition used
+                # twice) was not moved by that one's rewrite.
+                shifts = shifts_at.setdefault(row["col"], shifts)
             spans = url_spans(row["raw"] or "", profile["base_url"], _wanted(row))
             if not spans:
                 result.unresolved.append(
@@ -1268,7 +1301,20 @@ def plan_fix(
             # Safety net: two citations recorded at one place (a reader's mistake) would be
             # rewritten over each other. The first is kept; the other waits for a rescan.
             spans_used = _site_spans(site)
-            if (holder := claims.holder(spans_used)) is not None:
+            holder = claims.holder(spans_used)
+            held = kept.get(id(holder)) if holder is not None else None
+            if (
+                held is not None
+                and held[0] == (site.edits, site.reverts, site.alternatives, cand.replacement)
+                and _reference_definition(text, site.start + spans[0][0], row["raw"], spans, fmt)
+            ):
+                # One reference definition used by several links: each link is a citation at
+                # the definition, rewritten once (made, or found made, for the first).
+                info = {**_entry(row, ""), **{k: v for k, v in held[1].items() if k not in _WHERE}}
+                info.pop("reason", None)
+                (result.replaced if site.edits else result.already_fixed).append(info)
+                continue
+            if holder is not None:
                 result.unresolved.append(
                     _entry(
                         row,
@@ -1278,6 +1324,7 @@ def plan_fix(
                 )
                 continue
             claims.add(spans_used, row)
+            key = (site.edits, site.reverts, site.alternatives, cand.replacement)
             if site.problem is not None:
                 result.unresolved.append(_entry(row, site.problem))
                 reverts += site.reverts
@@ -1301,6 +1348,7 @@ def plan_fix(
                 alternatives.append(site.alternatives)
             else:
                 reverts += site.alternatives[0]
+            kept[id(row)] = (key, info)
             if site.edits:
                 edits += site.edits
                 result.replaced.append(info)
