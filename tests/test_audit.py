@@ -245,6 +245,12 @@ def test_offline_audit_exits_3_and_judges_nothing(world, tmp_path):
         "history", "https://news.test/ok/founding", "--json", *world["args"][:2], cwd=world["tmp"]
     )
     assert json.loads(history.stdout)["verdict"] == "alive"  # unchanged by the outage
+    human = citewatch(
+        "audit", str(world["corpus"]), "--one-shot", "--all", *stripped, cwd=world["tmp"]
+    )
+    assert human.returncode == 3
+    said = [line for line in human.stdout.splitlines() if "network unavailable" in line]
+    assert said and said[0].startswith("network unavailable: the canary")  # said once, plainly
 
 
 def test_a_killed_check_resumes_without_losing_or_duplicating_observations(tmp_path, make_simweb):

@@ -1063,8 +1063,14 @@ def print_audit_summary(
         f"link rot {pct(summary.get('link_rot_rate'))}; archive coverage {pct(summary.get('archive_coverage'))}",
     ]
     network = summary.get("network") or {}
-    if network.get("health") not in (None, "ok") and network.get("explanation"):
-        lines.append(f"network {network['health']}: {network['explanation']}")
+    explanation = network.get("explanation") or ""
+    if network.get("health") not in (None, "ok") and explanation:
+        # the check's own words already start "network unavailable: …" / "network degraded: …"
+        lines.append(
+            explanation
+            if explanation.startswith("network ")
+            else f"network {network['health']}: {explanation}"
+        )
     newly_broken = summary.get("newly_broken_citations") or []
     no_longer = summary.get("no_longer_broken_citations") or []
     if summary.get("previous_run") is not None:
