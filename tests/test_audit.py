@@ -142,6 +142,18 @@ def audit(world, *extra: str) -> tuple[subprocess.CompletedProcess[str], dict]:
     return done, json.loads(done.stdout)
 
 
+def network_down_args(world) -> list[str]:
+    """The audit's arguments with our network "down": every connection (the archive's too)
+    goes to a closed port."""
+    args = list(world["args"])
+    kept = [
+        a
+        for i, a in enumerate(args)
+        if a != "--connect-to" and (i == 0 or args[i - 1] != "--connect-to")
+    ]
+    return [*kept, "--connect-to", f"::127.0.0.1:{world['web'].closed_port}"]
+
+
 def verdicts(document: dict) -> dict[str, str]:
     return {item["url"]: item["verdict"] for item in document["check"]["urls"]}
 
@@ -225,15 +237,7 @@ def test_archive_step_chooses_snapshots_and_saves_live_sources_without_leaking_k
 
 def test_offline_audit_exits_3_and_judges_nothing(world, tmp_path):
     audit(world)  # a healthy first audit
-    args = list(world["args"])
-    # Now our network is "down": every connection goes to a closed port, the archive's too.
-    closed = world["web"].closed_port
-    stripped = [
-        a
-        for i, a in enumerate(args)
-        if a != "--connect-to" and (i == 0 or args[i - 1] != "--connect-to")
-    ]
-    stripped += ["--connect-to", f"::127.0.0.1:{closed}"]
+    stripped = network_down_args(world)
     done = citewatch(
         "audit", str(world["corpus"]), "--json", "--one-shot", "--all", *stripped, cwd=world["tmp"]
     )
@@ -393,14 +397,7 @@ def test_the_periodic_audit_reports_broken_citations_that_come_and_go(world):
 def test_reports_of_an_offline_audit_say_it_was_offline(world):
     world["state"]["recovers"] = 404
     periodic(world)
-    args = list(world["args"])
-    closed = world["web"].closed_port
-    stripped = [
-        a
-        for i, a in enumerate(args)
-        if a != "--connect-to" and (i == 0 or args[i - 1] != "--connect-to")
-    ]
-    stripped += ["--connect-to", f"::127.0.0.1:{closed}"]
+    stripped = network_down_args(world)
     done = citewatch("audit", str(world["corpus"]), "--json", "--all", *stripped, cwd=world["tmp"])
     assert done.returncode == 3, done.stderr
     run_id = json.loads(done.stdout)["run"]["id"]
