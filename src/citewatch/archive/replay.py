@@ -106,26 +106,22 @@ async def replay(gateway: Gateway, timestamp: str, original: str) -> ReplayResul
             )
         location = reply.headers.get("location")
         if reply.status in (301, 302, 303, 307, 308) and location:
+            unfollowed = None  # why this redirect is not followed
             try:  # httpx itself refuses such an answer today (a malformed answer, above)
                 target = httpx.URL(url).join(location)
             except (httpx.InvalidURL, ValueError) as exc:  # e.g. "http://[::1", a bad port
+                unfollowed = gateway.scrub(f"the archive redirected to an invalid URL: {exc}")
+            else:
+                if target.host != base.host or not _REPLAY_PATH.match(target.raw_path.decode()):
+                    unfollowed = "the archive redirected outside its replay space"
+            if unfollowed is not None:
                 return ReplayResult(
                     timestamp,
                     "error",
                     reply.status,
                     memento_timestamp(reply.headers.get("memento-datetime")),
                     url,
-                    error=gateway.scrub(f"the archive redirected to an invalid URL: {exc}"),
-                    hops=tuple(hops),
-                )
-            if target.host != base.host or not _REPLAY_PATH.match(target.raw_path.decode()):
-                return ReplayResult(
-                    timestamp,
-                    "error",
-                    reply.status,
-                    memento_timestamp(reply.headers.get("memento-datetime")),
-                    url,
-                    error="the archive redirected outside its replay space",
+                    error=unfollowed,
                     hops=tuple(hops),
                 )
             hops.append(url)
