@@ -147,6 +147,13 @@ VerifyOpt = Annotated[
     bool | None,
     typer.Option("--verify/--no-verify", help="Fetch chosen snapshots and reject soft-404 ones."),
 ]
+VerifyReplacementsOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--verify-replacements/--no-verify-replacements",
+        help="Replay the snapshot fix would cite for each broken link, skip rejected ones [yes].",
+    ),
+]
 OutOpt = Annotated[str | None, typer.Option("--out", help="Reports folder [reports].")]
 FormatOpt = Annotated[
     str | None, typer.Option("--format", help="Comma-separated: md,html,json,csv [all].")
@@ -816,6 +823,7 @@ def archive(
     dry_run: DryRunOpt = None,
     save_if_older: SaveIfOlderOpt = None,
     verify: VerifyOpt = None,
+    verify_replacements: VerifyReplacementsOpt = None,
     connect_to: ConnectToOpt = None,
     cacert: CacertOpt = None,
     wayback_url: WaybackOpt = None,
@@ -831,6 +839,7 @@ def archive(
         dry_run=dry_run,
         save_if_older=save_if_older,
         verify_snapshots=verify,
+        verify_replacements=verify_replacements,
         wayback_url=wayback_url,
         **_network_flags(connect_to, cacert, timeout, user_agent, concurrency, None),
     )
@@ -925,6 +934,7 @@ def audit(
     dry_run: DryRunOpt = None,
     save_if_older: SaveIfOlderOpt = None,
     verify: VerifyOpt = None,
+    verify_replacements: VerifyReplacementsOpt = None,
 ) -> None:
     """scan → check → archive → reports in one go: the periodic link-rot audit."""
     settings = _settings(
@@ -948,6 +958,7 @@ def audit(
         dry_run=dry_run,
         save_if_older=save_if_older,
         verify_snapshots=verify,
+        verify_replacements=verify_replacements,
         **_network_flags(connect_to, cacert, timeout, user_agent, concurrency, allow_private),
     )
     chosen = _formats(formats, settings)

@@ -85,6 +85,9 @@ class Settings:
     spn_poll_interval: float = 5.0
     spn_poll_timeout: float = 120.0
     verify_snapshots: bool = False
+    verify_replacements: bool = True
+    """Replay the best snapshot of each URL a broken citation would be fixed with (the one
+    ``fix`` writes) and fall back past captures rejected on replay."""
     # -- policy --
     ignore: list[str] = field(default_factory=list)
     """URL glob patterns never checked (recorded as skipped: ignored by config)."""
