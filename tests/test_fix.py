@@ -1560,3 +1560,95 @@ def test_a_reference_definition_used_twice_is_rewritten_once_and_both_citations_
     again = plan_fix(store, path)
     assert again.diff == "" and again.unresolved == [] and again.refused is None
     assert [r["replacement"] for r in again.already_fixed] == [archived] * 2
+
+
+def mixed_links(store: Store, path: Path, memento: int, plain: int, partial: int) -> list[str]:
+    """A page of dead links, each on its own line: ``memento`` cited archive links (Robust Links'
+    memento form) whose capture stopped replaying, ``plain`` undecorated links and ``partial``
+    links carrying some of the Robust Links attributes; scanned, each with two usable captures."""
+    extras = [
+        "data-versiondate",
+        'data-versiondate=""',
+        'data-originalurl="{u}"',
+        'data-originalurl="{u}" data-versiondate',
+    ]
+    urls = [f"https://d.example/{n}" for n in range(memento + plain + partial)]
+    lines = []
+    for n, url in enumerate(urls):
+        if n < memento:
+            attrs = {**memento_link(url, "20190101000000")}
+            written = " ".join(f'{k}="{v}"' for k, v in attrs.items())
+        elif n < memento + plain:
+            written = f'href="{url}"'
+        else:
+            written = f'href="{url}" ' + extras[(n - memento - plain) % 4].format(u=url)
+        lines.append(f"<p>Link {n}: <a {written}>source {n}</a></p>\n")
+    scan_read(store, path, "".join(lines))
+    for url in urls:
+        judge(store, url, "dead", [("20190101000000", 200), ("20180101000000", 200)])
+    for url in urls[:memento]:
+        replayed(store, url, "20190101000000", status=404, memento_datetime=None)
+    return urls
+
+
+@pytest.mark.parametrize(
+    ("memento", "plain", "partial", "backup"),
+    [(4, 4, 0, True), (4, 4, 4, True), (0, 0, 8, True), (4, 4, 0, False), (6, 6, 0, False)],
+)
+def test_many_fixed_links_are_recognised_after_write_without_a_rescan(
+    store, tmp_path, memento, plain, partial, backup
+):
+    # After `fix --write` (no rescan) whether each site carried Robust Links attributes when it was
+    # scanned is told site by site against the backup `--write` kept (the scanned bytes, by their
+    # sha256), however many sites; without the backup, from what the database knows (a cited
+    # archive link: its memento form with the cited day; a plain link: undecorated) first.
+    path = tmp_path / "p.html"
+    urls = mixed_links(store, path, memento, plain, partial)
+    first = plan_fix(store, path)
+    assert first.refused is None and first.unresolved == []
+    assert len(first.replaced) == len(urls)
+    write_fix(first, path)
+    if not backup:
+        path.with_name("p.html.bak").unlink()
+    expected = [
+        memento_link(u, "20180101000000" if n < memento else "20190101000000")
+        for n, u in enumerate(urls)
+    ]
+    assert link_attributes(path) == expected
+    again = plan_fix(store, path)
+    assert again.refused is None and again.diff == "" and again.unresolved == []
+    assert len(again.already_fixed) == len(urls)
+    run = CliRunner().invoke(app, ["fix", str(path), "--write", "--db", str(tmp_path / "t.db")])
+    assert run.exit_code == 0, run.output
+    assert link_attributes(path) == expected
+
+
+@pytest.mark.parametrize("backup", [True, False])
+@pytest.mark.parametrize("edit", [("Link 5:", "Link five:"), ("source 11<", "source eleven<")])
+def test_many_fixed_links_and_an_outside_edit_to_one_line_is_still_refused(
+    store, tmp_path, backup, edit
+):
+    path = tmp_path / "p.html"
+    urls = mixed_links(store, path, 4, 4, 4)
+    write_fix(plan_fix(store, path), path)
+    if not backup:
+        path.with_name("p.html.bak").unlink()
+    path.write_text(path.read_text().replace(*edit))
+    again = plan_fix(store, path)
+    assert again.refused and "changed since it was scanned" in again.refused
+    assert len(again.already_fixed) == len(urls)
+    judge(store, urls[0], "dead", [("20170101000000", 200)])  # something to write
+    run = CliRunner().invoke(app, ["fix", str(path), "--write", "--db", str(tmp_path / "t.db")])
+    assert run.exit_code == 2, run.output
+    assert edit[1] in path.read_text()
+
+
+def test_a_backup_that_is_not_the_scanned_file_is_not_trusted(store, tmp_path):
+    # Only a backup with the scanned sha256 stands for the scanned text.
+    path = tmp_path / "p.html"
+    mixed_links(store, path, 4, 4, 0)
+    write_fix(plan_fix(store, path), path)
+    path.with_name("p.html.bak").write_text(path.read_text().replace("Link 5:", "Link five:"))
+    assert plan_fix(store, path).refused is None
+    path.write_text(path.read_text().replace("Link 5:", "Link five:"))
+    assert plan_fix(store, path).refused

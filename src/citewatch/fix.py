@@ -48,7 +48,12 @@ Safety rules, each one a reason this module exists rather than a search-and-repl
   share its one rewrite.
 - **Refuses stale files.** If the file's sha256 differs from the scanned one, the plan reverts our own
   rewrites in memory; only if that does not reproduce the scanned bytes has the file changed in other
-  ways, and :func:`write_fix` raises :class:`FixRefused` (rescan first).
+  ways, and :func:`write_fix` raises :class:`FixRefused` (rescan first). Whether a site carried
+  Robust Links attributes when scanned cannot always be told from the site: with the backup
+  ``--write`` kept (the scanned bytes, by their sha256) each site is matched on its own against its
+  region of them; without it the likeliest form by the database comes first (a cited archive link:
+  its memento form with the cited day; a plain link: undecorated), then other combinations, as many
+  as the file's size allows.
 
 >>> _line_starts("a\\nbc\\n")
 [0, 2, 5]
@@ -200,8 +205,8 @@ class _Site:
     replacement (Robust Links of an earlier citewatch naming a capture that still counts)."""
     alternatives: list[list[tuple[int, int, str]]] = field(default_factory=lambda: [[]])
     """Edits that may also be needed, besides ``reverts``, to turn the site back into the scanned
-    text, one list per possibility (Robust Links attributes outside the recorded raw text: whether
-    they were there when the file was scanned cannot always be told)."""
+    text, one list per possibility, the most likely first (Robust Links attributes outside the
+    recorded raw text: whether they were there when the file was scanned cannot always be told)."""
     problem: str | None = None
     """Why the site is left alone (listed as unresolved), or None."""
 
@@ -970,16 +975,19 @@ def _match_memento(
                     )
                 ],
             ]
-            if row["archived_timestamp"]:  # a memento form whose capture stopped replaying
+            if row["archived_timestamp"]:
+                # Scanned as a cited archive link: most likely citewatch's own memento form (or
+                # someone's), whose capture stopped replaying — its cited day comes first.
                 cited = _iso_date(str(row["archived_timestamp"]))
-                alternatives.append(
+                alternatives.insert(
+                    0,
                     [
                         (
                             start,
                             end,
                             f' data-originalurl="{written_original}" data-versiondate="{cited}"',
                         )
-                    ]
+                    ],
                 )
         elif not site.reverts and kind == "old":
             alternatives = [[(start, end, "")], []]  # added by an earlier citewatch, or scanned
@@ -987,9 +995,16 @@ def _match_memento(
         # The href was rewritten since the scan: an earlier fix may have added only what the
         # link lacked (data-originalurl or data-versiondate, at the tag's end) or given a
         # valueless (or empty) data-versiondate its value.
-        for alt in _partial_decorations(text, close, original_attr, date_attr):
-            if alt not in alternatives:
-                alternatives.append(alt)
+        partial = [
+            alt
+            for alt in _partial_decorations(text, close, original_attr, date_attr)
+            if alt not in alternatives
+        ]
+        if ours is None and alternatives == [[]]:
+            # citewatch writes both attributes: with neither added whole, one most likely was.
+            alternatives = [*partial, []]
+        else:
+            alternatives += partial
 
     carries = final if decoration and final != cand.replacement else None
     escaped = None if decoration else site.escaped
@@ -1263,6 +1278,7 @@ def plan_fix(
     edits: list[tuple[int, int, str]] = []
     reverts: list[tuple[int, int, str]] = []
     alternatives: list[list[list[tuple[int, int, str]]]] = []
+    by_site: list[tuple[list[tuple[int, int, str]], list[list[tuple[int, int, str]]]]] = []
     claims = _Claims(starts)
     fmt = profile["format"]
     kept: dict[int, tuple[tuple[Any, ...], dict[str, Any]]] = {}  # by id of a kept site's row
@@ -1329,6 +1345,7 @@ def plan_fix(
                 result.unresolved.append(_entry(row, site.problem))
                 reverts += site.reverts
                 alternatives.append(site.alternatives)
+                by_site.append((site.reverts, site.alternatives))
                 continue
             info = {
                 **_entry(row, ""),
@@ -1344,6 +1361,7 @@ def plan_fix(
             elif site.carries is not None:
                 info.update(_form_info(cand, site.carries))
             reverts += site.reverts  # how the scanned text comes back (for the sha256 check)
+            by_site.append((site.reverts, site.alternatives))
             if len(site.alternatives) > 1:
                 alternatives.append(site.alternatives)
             else:
@@ -1358,7 +1376,9 @@ def plan_fix(
                     info.update(_form_info(cand, site.found))
                 result.already_fixed.append(info)
 
-    if not as_scanned and not _reverts_to(text, reverts, alternatives, profile["sha256"]):
+    if not as_scanned and not _ours_only(
+        profile_path, text, by_site, reverts, alternatives, profile["sha256"]
+    ):
         result.refused = (
             f"{profile_path} changed since it was scanned (sha256 differs, and not only by "
             "citewatch's own rewrite): run `citewatch scan` on it, then `fix` again"
@@ -1370,6 +1390,53 @@ def plan_fix(
     return result
 
 
+#: How many bytes of reverted text :func:`_reverts_to` may hash before it gives up (at least
+#: :data:`_REVERT_TRIES_MIN` tries, at most :data:`_REVERT_TRIES_MAX`).
+_REVERT_BYTES = 1 << 28
+_REVERT_TRIES_MIN = 256
+_REVERT_TRIES_MAX = 4096
+
+
+def _choices(sizes: Sequence[int], budget: int) -> Iterable[tuple[int, ...]]:
+    """Up to ``budget`` picks of one alternative per site (``sizes``: how many each has), fewest
+    departures from each site's first (most likely) alternative first; then the same index for
+    all. When the combinations fit the budget, every one is given.
+
+    >>> list(_choices([2, 3], 10))
+    [(0, 0), (1, 0), (0, 1), (0, 2), (1, 1), (1, 2)]
+    >>> list(_choices([2, 2, 2], 2))
+    [(0, 0, 0), (1, 0, 0), (1, 1, 1)]
+    """
+    n, tried = len(sizes), 0
+    for k in range(n + 1):
+        for sites in itertools.combinations(range(n), k):
+            for picks in itertools.product(*(range(1, sizes[i]) for i in sites)):
+                choice = [0] * n
+                for i, pick in zip(sites, picks, strict=True):
+                    choice[i] = pick
+                yield tuple(choice)
+                tried += 1
+                if tried >= budget:
+                    if math.prod(sizes) > budget:
+                        for j in range(1, max(sizes, default=1)):
+                            yield tuple(min(j, size - 1) for size in sizes)
+                    return
+
+
+def _apply_sorted(text: str, edits: Sequence[tuple[int, int, str]]) -> str:
+    """:func:`_apply` in one pass (the same result for edits that do not overlap)."""
+    order = sorted(range(len(edits)), key=lambda i: (edits[i][0], edits[i][1], -i))
+    out, pos = [], 0
+    for i in order:
+        start, end, new = edits[i]
+        if start < pos:
+            return _apply(text, edits)
+        out += (text[pos:start], new)
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
 def _reverts_to(
     text: str,
     reverts: Sequence[tuple[int, int, str]],
@@ -1377,19 +1444,94 @@ def _reverts_to(
     sha256: str,
 ) -> bool:
     """Whether undoing our own rewrites gives back the scanned bytes: ``reverts``, plus one of each
-    site's ``alternatives`` (every combination up to 256 of them, else the same choice for all)."""
-    if math.prod(len(alts) for alts in alternatives) <= 256:
-        choices: Iterable[Sequence[Sequence[tuple[int, int, str]]]] = itertools.product(
-            *alternatives
-        )
-    else:
-        width = max(len(alts) for alts in alternatives)
-        choices = ([alts[min(k, len(alts) - 1)] for alts in alternatives] for k in range(width))
-    for choice in choices:
-        undone = _apply(text, [*reverts, *(edit for alt in choice for edit in alt)])
+    site's ``alternatives``. Each site's first alternative is what the database says is most
+    likely (so after one ``--write`` the first try is usually the one); then the combinations
+    departing from that at fewest sites, as many as the file's size allows (every one when there
+    are few)."""
+    budget = _REVERT_BYTES // max(1, len(text))
+    budget = max(_REVERT_TRIES_MIN, min(_REVERT_TRIES_MAX, budget))
+    for choice in _choices([len(alts) for alts in alternatives], budget):
+        picked = (edit for alts, i in zip(alternatives, choice, strict=True) for edit in alts[i])
+        undone = _apply_sorted(text, [*reverts, *picked])
         if _sha256(undone.encode(ENCODING, _ERRORS)) == sha256:
             return True
     return False
+
+
+def _ours_only(
+    path: Path,
+    text: str,
+    by_site: Sequence[tuple[Sequence[tuple[int, int, str]], Sequence[Sequence[Any]]]],
+    reverts: Sequence[tuple[int, int, str]],
+    alternatives: Sequence[Sequence[Sequence[tuple[int, int, str]]]],
+    sha256: str,
+) -> bool:
+    """Whether the file changed since the scan only by our own rewrites. With the scanned bytes at
+    hand (the backup ``--write`` kept, recognised by their sha256), each site is matched on its own
+    against its region of them (linear, whatever the number of sites); else by the sha256 of the
+    reverted text (:func:`_reverts_to`)."""
+    scanned = _scanned_copy(path, sha256)
+    if scanned is not None:
+        matched = _matches_site_by_site(text, scanned, by_site)
+        if matched is not None:
+            return matched
+    return _reverts_to(text, reverts, alternatives, sha256)
+
+
+def _scanned_copy(path: Path, sha256: str) -> str | None:
+    """The file as scanned, from a backup :func:`write_fix` kept (``.bak``, ``.bak.2``…) whose
+    sha256 is the scanned one; None when there is none."""
+    for n in range(1, 65):
+        backup = path.with_name(f"{path.name}.bak" + (f".{n}" if n > 1 else ""))
+        try:
+            data = backup.read_bytes()
+        except OSError:
+            if n > 1:
+                return None
+            continue
+        if _sha256(data) == sha256:
+            return data.decode(ENCODING, _ERRORS)
+    return None
+
+
+def _matches_site_by_site(
+    text: str,
+    scanned: str,
+    by_site: Sequence[tuple[Sequence[tuple[int, int, str]], Sequence[Sequence[Any]]]],
+) -> bool | None:
+    """Whether ``text``, with each site's ``reverts`` and one of its ``alternatives`` undone, is
+    ``scanned``: the text between sites must be the same, and each site's region (from its first
+    to its last edit) must revert, by one of its alternatives, to the scanned text at that place.
+    The sites are taken in order, keeping each way the scanned text may be offset so far (one
+    for each alternative's length). None when two sites' regions touch (not told apart)."""
+    regions = []
+    for site_reverts, site_alternatives in by_site:
+        spans = [
+            (start, end)
+            for start, end, _ in (*site_reverts, *(e for alt in site_alternatives for e in alt))
+        ]
+        if spans:
+            low, high = min(s for s, _ in spans), max(e for _, e in spans)
+            regions.append((low, high, site_reverts, site_alternatives))
+    regions.sort(key=lambda r: (r[0], r[1]))
+    if any(b[0] <= a[1] for a, b in itertools.pairwise(regions)):
+        return None
+    offsets, pos = {0}, 0  # how much further on the scanned text is than ``text``
+    for low, high, site_reverts, site_alternatives in regions:
+        region = text[low:high]
+        following: set[int] = set()
+        for offset in offsets:
+            if scanned[pos + offset : low + offset] != text[pos:low]:
+                continue
+            for alt in site_alternatives:
+                edits = [(s - low, e - low, new) for s, e, new in (*site_reverts, *alt)]
+                undone = _apply_sorted(region, edits)
+                if scanned.startswith(undone, low + offset):
+                    following.add(offset + len(undone) - len(region))
+        if not following:
+            return False
+        offsets, pos = following, high
+    return any(scanned[pos + offset :] == text[pos:] for offset in offsets)
 
 
 def _form_info(cand: _Candidate, form: str) -> dict[str, Any]:
