@@ -990,6 +990,132 @@ def test_verify_rejects_soft_404_captures_and_falls_back(
     assert best_ts(by_url(again)[en]) == "20190101000000"
 
 
+# -- replacements of broken citations: verified by default ------------------------------------
+NOT_FOUND = "<html><head><title>Page not found</title></head><body>Sorry.</body></html>"
+
+
+def _profile_file(tmp_path: Path, urls: list[str]) -> Path:
+    path = tmp_path / "profile.txt"
+    path.write_text("".join(f"{u}\n" for u in urls))
+    return path
+
+
+def _cite_lines(urls: list[str]) -> list[Citation]:
+    return [
+        Citation(url=u, raw=u, line=n, column=1, role=Role.SOURCE)
+        for n, u in enumerate(urls, start=1)
+    ]
+
+
+def test_the_replacement_of_a_dead_link_is_replayed_and_a_soft_404_passed_over(
+    make_simwayback: Make, store: Store, tmp_path: Path
+) -> None:
+    """The editor's recipe (audit, then fix --write) must never write a captured "Page not found":
+    the capture closest to the citation date is one, so the older good capture is the one fix
+    and the report suggest — without --verify. A live URL's snapshot is not replayed."""
+    from citewatch.fix import plan_fix
+    from citewatch.report import gather
+
+    dead, live = "http://gone.test/article", "http://live.test/article"
+    captures = [Capture("20190101000000"), Capture("20200501000000", body=NOT_FOUND)]
+    wayback = make_simwayback({dead: captures, live: list(captures)})
+    path = _profile_file(tmp_path, [dead, live])
+    seed(store, _cite_lines([dead, live]), path=str(path), verdicts={dead: "dead"})
+    result = archive(store, wayback_settings(wayback, save=False))
+
+    assert result.archive == "ok"
+    items = by_url(result)
+    assert best_ts(items[dead]) == "20190101000000"
+    assert items[dead]["best_snapshot"]["verified"] == "verified"
+    assert result.summary["snapshots_rejected"] == 1 and result.summary["not_finished"] == 0
+    # the live URL: chosen as before, never replayed
+    assert best_ts(items[live]) == "20200501000000"
+    assert "verified" not in items[live]["best_snapshot"]
+    replayed = [h.path for h in wayback.requests("replay")]
+    assert len(replayed) == 2 and not any("live.test" in p for p in replayed)
+    checks = store.query("SELECT timestamp, soft_404, status FROM snapshot_checks ORDER BY id")
+    assert [(r["timestamp"], r["soft_404"]) for r in checks] == [
+        ("20200501000000", 1),
+        ("20190101000000", 0),
+    ]
+
+    plan = plan_fix(store, path)
+    [entry] = plan.replaced
+    assert entry["url"] == dead and entry["snapshot"] == "20190101000000"
+    assert entry["replacement"].endswith(f"/web/20190101000000/{dead}")
+    [record] = [c for c in gather(store).citations if c.url == dead]
+    assert record.replacement == entry["replacement"]
+
+    # The stored verdicts are reused: a second run replays nothing.
+    again = archive(store, wayback_settings(wayback, save=False))
+    assert len(wayback.requests("replay")) == 2
+    assert best_ts(by_url(again)[dead]) == "20190101000000"
+
+
+def test_no_verify_replacements_leaves_the_choice_unreplayed(
+    make_simwayback: Make, store: Store, tmp_path: Path
+) -> None:
+    from citewatch.fix import plan_fix
+
+    dead = "http://gone.test/article"
+    wayback = make_simwayback(
+        {dead: [Capture("20190101000000"), Capture("20200501000000", body=NOT_FOUND)]}
+    )
+    path = _profile_file(tmp_path, [dead])
+    seed(store, _cite_lines([dead]), path=str(path), verdict="dead")
+    result = archive(store, wayback_settings(wayback, save=False, verify_replacements=False))
+    assert result.archive == "ok" and not wayback.requests("replay")
+    assert best_ts(by_url(result)[dead]) == "20200501000000"  # the old behaviour
+    assert "verified" not in by_url(result)[dead]["best_snapshot"]
+    assert not store.query("SELECT * FROM snapshot_checks")
+    [entry] = plan_fix(store, path).replaced
+    assert entry["snapshot"] == "20200501000000"
+
+
+def test_a_rate_limited_run_stops_verifying_replacements_and_counts_them_unfinished(
+    make_simwayback: Make, store: Store, tmp_path: Path
+) -> None:
+    """The first replacement's replay gets only 429s until the breaker trips: the run stops,
+    the attempt is recorded as no evidence, nothing is rejected, both dead URLs (the second never
+    replayed) are not finished, and the live URL, which needs no replay, is chosen."""
+    dead = ["http://gone.test/a", "http://gone.test/b"]
+    live = "http://live.test/a"
+    captures = [Capture("20190101000000"), Capture("20200501000000", body=NOT_FOUND)]
+    wayback = make_simwayback(
+        {dead[0]: captures, dead[1]: list(captures), live: list(captures)},
+        script={"replay": [429, 429, 429]},
+    )
+    urls = [*dead, live]
+    seed(store, _cite_lines(urls), verdicts=dict.fromkeys(dead, "dead"))
+    broken_before = [r["url"] for r in store.broken_citations()]
+    result = archive(store, wayback_settings(wayback, save=False, retries=2))
+
+    assert result.archive == "rate_limited"
+    assert [h.status for h in wayback.requests("replay")] == [429, 429, 429]
+    summary = result.summary
+    assert summary["not_finished"] == 2 and summary["without_snapshot"] == 0
+    assert summary["snapshots_rejected"] == 0 and summary["not_looked_up"] == 0
+    assert "2 looked up but not finished (snapshot not chosen or verified)" in (
+        result.message or ""
+    )
+    items = by_url(result)
+    assert best_ts(items[dead[0]]) == "20200501000000"  # an unanswered replay rejects nothing
+    assert items[dead[0]]["best_snapshot"]["verified"] == "error"
+    assert best_ts(items[dead[1]]) == "20200501000000"
+    assert "verified" not in items[dead[1]]["best_snapshot"]
+    rows = store.query("SELECT timestamp, status, soft_404, error FROM snapshot_checks")
+    assert [(r["timestamp"], r["status"], r["soft_404"]) for r in rows] == [
+        ("20200501000000", None, 0)
+    ]
+    assert "429" in rows[0]["error"]
+    assert [r["url"] for r in store.broken_citations()] == broken_before == dead
+
+    # The next run, no longer limited, finishes the work.
+    again = archive(store, wayback_settings(wayback, save=False))
+    assert again.archive == "ok" and again.summary["not_finished"] == 0
+    assert [best_ts(by_url(again)[u]) for u in dead] == ["20190101000000"] * 2
+
+
 # -- answers that break the rules ---------------------------------------------------------------
 def test_lone_surrogates_in_archive_json_are_stored_replaced_and_the_run_goes_on(
     make_simwayback: Make, store: Store

@@ -9,7 +9,9 @@ The run works on the URLs of current citations, in four steps, all through one :
    nearest capture (noted), or missing; stored in ``snapshot_checks``;
 3. **best snapshot** per URL by :func:`~citewatch.archive.choose.best_usable_snapshot`; with
    ``--verify`` the candidate is replayed and a soft-404 capture is rejected in favour of the next
-   one by the same rule;
+   one by the same rule; and by default (``verify_replacements``) the capture ``fix`` would write
+   for each currently broken citation is replayed the same way, so the replacement suggested is
+   one that replays;
 4. **Save Page Now** for live sources without a recent capture (:mod:`.policy`), paced, polled,
    every request stored in ``captures``.
 
@@ -39,6 +41,7 @@ from typing import Any, cast
 from ..config import Settings
 from ..models import CaptureRequest, Snapshot
 from ..progress import Reporter
+from ..report.data import ReplayEvidence, cited_capture, rejected_captures, replay_evidence
 from ..store import Store, utcnow
 from ..urls import wayback_replay_url
 from .choose import best_usable_snapshot, days_from_citation
@@ -148,7 +151,7 @@ async def run_archive(
             f"{summary['not_looked_up']} of {len(states)} URLs not looked up"
         )
         if summary["not_finished"]:
-            what = "chosen or verified" if settings.verify_snapshots else "chosen"
+            what = "chosen or verified" if work.verifying else "chosen"
             message += (
                 f", {summary['not_finished']} looked up but not finished (snapshot not {what})"
             )
@@ -207,6 +210,8 @@ class _Run:
         self.tuning = tuning
         self.clock = clock
         self.summary = summary
+        self.verifying = False
+        """The choice step replays captures (``--verify``, or replacements to verify)."""
 
     # -- 1. lookups ------------------------------------------------------------------------------
     async def lookups(self, states: list[_UrlState]) -> None:
@@ -336,20 +341,101 @@ class _Run:
     def _record_replay(self, url_id: int, result: ReplayResult) -> None:
         self.store.record_snapshot_check(self.run_id, url_id, **result.check_fields())
 
-    # -- 3. best snapshot (and --verify) -------------------------------------------------------------
+    # -- 3. best snapshot (--verify, and the replacements of broken citations) ---------------------
     async def choose(self, states: list[_UrlState]) -> None:
         verify = self.settings.verify_snapshots
-        if verify:
-            self.reporter.stage("verify snapshots", len(states))
+        replacements = self._replacement_work(states) if self.settings.verify_replacements else {}
+        self.verifying = verify or bool(replacements)
+        # Choosing needs no network: a URL with nothing to replay is chosen at once, so a run
+        # stopped while replaying leaves unfinished only the URLs it had still to verify.
+        pending: list[tuple[_UrlState, list[dict[str, Any]]]] = []
         for state in states:
             url_id = state.target.url_id
             rows = self.store.snapshots_for(url_id)
             state.rejected = rejected_timestamps(self.store, url_id)
             state.best = best_usable_snapshot(rows, state.target.citation_date, state.rejected)
+            if verify or url_id in replacements:
+                pending.append((state, rows))
+            else:
+                state.chosen = True
+        if not pending:
+            return
+        self.reporter.stage("verify snapshots" if verify else "verify replacements", len(pending))
+        for state, rows in pending:
             if verify:
                 await self._verify(state, rows)
-                self.reporter.advance()
+            for published, exclude in replacements.get(state.target.url_id, ()):
+                await self._verify_replacement(state, rows, published, exclude)
             state.chosen = True
+            self.reporter.advance()
+
+    def _replacement_work(
+        self, states: list[_UrlState]
+    ) -> dict[int, list[tuple[str | None, frozenset[str]]]]:
+        """url_id → (publication date, captures never to suggest) of each distinct replacement
+        ``fix`` would write for a currently broken citation: the best usable snapshot for that
+        profile's date — for a cited archive link that does not replay, never the capture cited
+        nor the one served in its place (``report.data.other_usable_capture``)."""
+        broken = {row["id"] for row in self.store.broken_citations()}
+        if not broken:
+            return {}
+        wanted = {s.target.url_id for s in states if s.target.verdict != "skipped"}
+        evidence: ReplayEvidence | None = None
+        work: dict[int, list[tuple[str | None, frozenset[str]]]] = {}
+        for row in self.store.current_citations():
+            url_id = row["url_id"]
+            if row["id"] not in broken or url_id not in wanted:
+                continue
+            exclude: frozenset[str] = frozenset()
+            if row["archived_timestamp"]:
+                if evidence is None:
+                    evidence = replay_evidence(self.store)
+                timestamp = str(row["archived_timestamp"])
+                cited = cited_capture(timestamp, *evidence.get((url_id, timestamp), (None, None)))
+                exclude = frozenset({timestamp, *filter(None, [cited.served_timestamp])})
+            entry = (row["published"], exclude)
+            if entry not in work.setdefault(url_id, []):
+                work[url_id].append(entry)
+        return work
+
+    async def _verify_replacement(
+        self,
+        state: _UrlState,
+        rows: list[dict[str, Any]],
+        published: str | None,
+        exclude: frozenset[str],
+    ) -> None:
+        """Replay the capture ``fix`` would write for a broken citation of this URL (the rule of
+        :func:`~citewatch.report.data.rejected_captures`, so both pick alike) and, while the
+        archive shows it does not replay, the next one — up to ``max_verify_candidates``. A
+        replay with no answer rejects nothing: the choice stands, unverified."""
+        url_id = state.target.url_id
+        tried: set[str] = set()
+        for _ in range(self.tuning.max_verify_candidates):
+            rejected = rejected_captures(self.store, url_id).get(url_id, set())
+            best = best_usable_snapshot(rows, published, rejected | exclude | tried)
+            if best is None:
+                return
+            try:
+                result = await self._replay(url_id, best["timestamp"], best["original"])
+            except _ReplayStopped as stop:
+                self._refresh(state, rows, stop.result)
+                raise
+            self._refresh(state, rows, result)
+            if not result.rejects_capture:
+                return  # verified — or the archive failed to answer: keep the choice, unverified
+            self.summary["snapshots_rejected"] += 1
+            tried.add(str(best["timestamp"]))
+
+    def _refresh(self, state: _UrlState, rows: list[dict[str, Any]], result: ReplayResult) -> None:
+        """The URL's best snapshot again, after a replay of one of its captures."""
+        state.rejected = rejected_timestamps(self.store, state.target.url_id)
+        state.best = best_usable_snapshot(rows, state.target.citation_date, state.rejected)
+        chosen = str(state.best["timestamp"]) if state.best is not None else None
+        if state.verified is not None and state.verified.asked != chosen:
+            state.verified = None
+        if result.asked == chosen:
+            state.verified = result
 
     async def _verify(self, state: _UrlState, rows: list[dict[str, Any]]) -> None:
         for _ in range(self.tuning.max_verify_candidates):
@@ -629,7 +715,7 @@ def _item(store: Store, settings: Settings, state: _UrlState) -> dict[str, Any]:
             "status": best["status"],
             "days_from_citation": days_from_citation(best["timestamp"], target.citation_date),
         }
-        if settings.verify_snapshots:
+        if settings.verify_snapshots or state.verified is not None:
             best_json["verified"] = state.verified.outcome if state.verified else "unchecked"
     item: dict[str, Any] = {
         "url": target.url,
