@@ -128,18 +128,18 @@ def citewatch(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def audit(world, *extra: str) -> tuple[subprocess.CompletedProcess[str], dict]:
+def audit_json(world, *flags: str) -> tuple[subprocess.CompletedProcess[str], dict]:
+    """``citewatch audit CORPUS --json FLAGS…`` in the test world; the run and its document."""
     done = citewatch(
-        "audit",
-        str(world["corpus"]),
-        "--json",
-        "--one-shot",
-        *extra,
-        *world["args"],
-        cwd=world["tmp"],
+        "audit", str(world["corpus"]), "--json", *flags, *world["args"], cwd=world["tmp"]
     )
     assert done.stdout, done.stderr
     return done, json.loads(done.stdout)
+
+
+def audit(world, *extra: str) -> tuple[subprocess.CompletedProcess[str], dict]:
+    """The editor's audit: one definitive failure is broken (unconfirmed)."""
+    return audit_json(world, "--one-shot", *extra)
 
 
 def network_down_args(world) -> list[str]:
@@ -304,21 +304,7 @@ def test_a_killed_check_resumes_without_losing_or_duplicating_observations(tmp_p
 
 def periodic(world, *extra: str) -> tuple[subprocess.CompletedProcess[str], dict]:
     """The cron job: no --one-shot (one 404 confirms, so the test needs no three days)."""
-    done = citewatch(
-        "audit",
-        str(world["corpus"]),
-        "--json",
-        "--all",
-        "--confirm-failures",
-        "1",
-        "--confirm-span",
-        "0",
-        *extra,
-        *world["args"],
-        cwd=world["tmp"],
-    )
-    assert done.stdout, done.stderr
-    return done, json.loads(done.stdout)
+    return audit_json(world, "--all", "--confirm-failures", "1", "--confirm-span", "0", *extra)
 
 
 SECOND = """\
